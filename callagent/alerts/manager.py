@@ -1,0 +1,335 @@
+"""The alert policy: one notification per incident, repeats spaced out, resolves sent.
+
+Modelled on Prometheus Alertmanager's grouping. An alert is identified by its labels
+(service, cause, severity); triggers with the same labels belong to one incident:
+
+- a new incident waits ``group_wait_s`` before its first notification, so a breaker
+  that opens and closes again within that window (a flap) pages nobody;
+- while it fires, further triggers only count affected calls; a reminder goes out no
+  sooner than ``repeat_interval_s`` after the last notification;
+- when the service's breaker closes, its incidents resolve and channels that want it
+  get a resolve notice;
+- when the campaign ends, incidents still waiting out ``group_wait_s`` are sent at
+  once: nobody will be around to flush them later.
+
+Every notification, sent, failed or suppressed, is a line in ``logs/alerts.jsonl``
+and an ``alert_*`` event; a failing channel is logged and never stops the campaign.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from callagent.alerts.channels import Channel
+from callagent.alerts.model import Alert, Cause, Notification, Severity
+from callagent.breaker import CircuitState, Transition
+from callagent.clock import Clock
+from callagent.errors import CallAgentError, ServiceError
+from callagent.events import Emitter, format_timestamp
+from callagent.settings import AlertsSettings
+
+
+class AlertLog:
+    """``logs/alerts.jsonl``: one line per notification, whatever became of it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = path.open("a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+
+    def write(
+        self,
+        notification: Notification,
+        *,
+        channel: str | None,
+        mode: str | None,
+        delivery: str,
+        error: str | None = None,
+    ) -> None:
+        line: dict[str, Any] = {
+            "logged_at": format_timestamp(notification.at),
+            "delivery": delivery,
+            "channel": channel,
+            "mode": mode,
+            "error": error,
+            **notification.as_payload(),
+        }
+        with self._lock:
+            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(slots=True)
+class _Incident:
+    alert: Alert
+    opened: float
+    last_sent: float | None = None
+
+
+class AlertManager:
+    """Turns triggers into notifications, per the policy above."""
+
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        channels: list[Channel],
+        clock: Clock,
+        events: Emitter,
+        log: AlertLog | None = None,
+    ) -> None:
+        self._settings = settings
+        self._channels = channels
+        self._clock = clock
+        self._events = events
+        self._log = log
+        self._incidents: dict[str, _Incident] = {}
+        self._down_since: dict[str, float] = {}
+        self._down_since_at: dict[str, datetime] = {}
+        self._lock = threading.RLock()
+        self.sent = 0
+        self.failed = 0
+        self.suppressed = 0
+
+    # Triggers -----------------------------------------------------------------
+
+    def on_transition(self, transition: Transition) -> None:
+        """Breaker listener: opening fires, closing resolves."""
+        service = transition.service
+        if transition.new is CircuitState.OPEN:
+            if transition.old is CircuitState.CLOSED:
+                self._down_since[service] = self._clock.monotonic()
+                self._down_since_at[service] = self._clock.now()
+            cause = _describe_cause(transition.error)
+            self.fire(
+                service,
+                Cause.CIRCUIT_OPEN,
+                Severity.CRITICAL,
+                f"{service}: circuit opened ({cause})",
+                f"Calls that need {service} are deferred and will be retried once it "
+                f"recovers; health probes run every few seconds. Reason: "
+                f"{transition.reason}.",
+            )
+        elif transition.new is CircuitState.CLOSED:
+            self._down_since.pop(service, None)
+            self._down_since_at.pop(service, None)
+            self.resolve(service)
+
+    def call_failed(self, service: str, error: ServiceError, call_id: str) -> None:
+        """A call failed for good: its contact will not be called again."""
+        self.fire(
+            service,
+            Cause.CALL_FAILED,
+            Severity.WARNING,
+            f"{service}: calls failing permanently ({type(error).__name__})",
+            f"Call {call_id} failed for good: {error}. The contact is marked failed "
+            f"and will not be retried; the campaign goes on with the next contact.",
+            labels={"error": type(error).__name__},
+        )
+
+    def affected(self, service: str) -> None:
+        """A call was skipped or deferred because ``service`` is down."""
+        with self._lock:
+            for incident in self._incidents.values():
+                alert = incident.alert
+                if alert.service == service and alert.cause is not Cause.CALL_FAILED:
+                    alert.affected_calls += 1
+
+    def fire(
+        self,
+        service: str,
+        cause: Cause,
+        severity: Severity,
+        title: str,
+        detail: str,
+        *,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        now = self._clock.monotonic()
+        alert = Alert(
+            service=service,
+            cause=cause,
+            severity=severity,
+            title=title,
+            detail=detail,
+            starts_at=self._clock.now(),
+            labels=labels or {},
+            affected_calls=1 if cause is Cause.CALL_FAILED else 0,
+        )
+        with self._lock:
+            incident = self._incidents.get(alert.fingerprint)
+            if incident is None:
+                self._incidents[alert.fingerprint] = _Incident(alert, now)
+                if self._settings.group_wait_s == 0:
+                    self._notify(self._incidents[alert.fingerprint], "firing")
+                return
+            if cause is Cause.CALL_FAILED:
+                incident.alert.affected_calls += 1
+            incident.alert.detail = detail
+            notification = Notification.of(
+                incident.alert, "firing", detail, self._clock.now()
+            )
+            self._suppress(notification, "duplicate of a firing incident")
+
+    def resolve(self, service: str) -> None:
+        """The service is healthy again: close its outage incidents."""
+        with self._lock:
+            for key, incident in list(self._incidents.items()):
+                alert = incident.alert
+                if alert.service != service or alert.cause is Cause.CALL_FAILED:
+                    continue
+                del self._incidents[key]
+                alert.resolved_at = self._clock.now()
+                if incident.last_sent is None:
+                    body = "Recovered before the group wait ended: not sent."
+                    self._suppress(
+                        Notification.of(alert, "resolved", body, alert.resolved_at),
+                        "flap",
+                    )
+                    continue
+                self._notify(incident, "resolved")
+
+    # Time-driven ---------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Send what waited out its group wait, repeats that are due, escalations."""
+        now = self._clock.monotonic()
+        for service, since in list(self._down_since.items()):
+            if now - since >= self._settings.unavailable_after_s:
+                self._fire_unavailable(service, now - since)
+        with self._lock:
+            for incident in list(self._incidents.values()):
+                if incident.last_sent is None:
+                    if now - incident.opened >= self._settings.group_wait_s:
+                        self._notify(incident, "firing")
+                elif now - incident.last_sent >= self._settings.repeat_interval_s:
+                    self._notify(incident, "firing")
+
+    def next_due(self) -> float | None:
+        """Clock time of the next thing ``tick`` would do, if any."""
+        candidates: list[float] = []
+        for since in self._down_since.values():
+            candidates.append(since + self._settings.unavailable_after_s)
+        for incident in self._incidents.values():
+            if incident.last_sent is None:
+                candidates.append(incident.opened + self._settings.group_wait_s)
+            else:
+                candidates.append(incident.last_sent + self._settings.repeat_interval_s)
+        return min(candidates) if candidates else None
+
+    def flush(self) -> None:
+        """The campaign is over: send incidents still inside their group wait."""
+        with self._lock:
+            for incident in list(self._incidents.values()):
+                if incident.last_sent is None:
+                    self._notify(incident, "firing")
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+        if self._log is not None:
+            self._log.close()
+
+    # Delivery ------------------------------------------------------------------
+
+    def _fire_unavailable(self, service: str, down_for: float) -> None:
+        since = self._down_since_at[service]
+        minutes = down_for / 60
+        self.fire(
+            service,
+            Cause.UNAVAILABLE_TOO_LONG,
+            Severity.CRITICAL,
+            f"{service}: unavailable for {minutes:.0f} min",
+            f"{service} has been unavailable since {format_timestamp(since)} "
+            f"({minutes:.1f} min). Calls that need it are deferred; probes continue "
+            f"and the campaign resumes by itself when it recovers.",
+        )
+
+    def _notify(self, incident: _Incident, status: str) -> None:
+        incident.last_sent = self._clock.monotonic()
+        alert = incident.alert
+        at = alert.resolved_at if status == "resolved" and alert.resolved_at else None
+        body = _body(alert, status)
+        notification = Notification.of(alert, status, body, at or self._clock.now())
+        for channel in self._channels:
+            if status == "resolved" and not channel.send_resolved:
+                continue
+            self._deliver(channel, notification)
+
+    def _deliver(self, channel: Channel, notification: Notification) -> None:
+        try:
+            channel.send(notification)
+        except CallAgentError as exc:
+            self.failed += 1
+            self._record(notification, channel, "failed", str(exc))
+            return
+        self.sent += 1
+        self._record(notification, channel, "sent", None)
+
+    def _suppress(self, notification: Notification, reason: str) -> None:
+        self.suppressed += 1
+        if self._log is not None:
+            self._log.write(
+                notification,
+                channel=None,
+                mode=None,
+                delivery="suppressed",
+                error=reason,
+            )
+        self._events.emit(
+            "alert_suppressed",
+            service=notification.service,
+            level="INFO",
+            message=f"{notification.title} ({reason})",
+        )
+
+    def _record(
+        self,
+        notification: Notification,
+        channel: Channel,
+        delivery: str,
+        error: str | None,
+    ) -> None:
+        if self._log is not None:
+            self._log.write(
+                notification,
+                channel=channel.name,
+                mode=channel.mode,
+                delivery=delivery,
+                error=error,
+            )
+        self._events.emit(
+            "alert_sent" if delivery == "sent" else "alert_failed",
+            service=notification.service,
+            level="WARNING" if delivery == "sent" else "ERROR",
+            message=notification.title if error is None else f"{error}",
+            alert_channel=channel.name,
+        )
+
+
+def _describe_cause(error: ServiceError | None) -> str:
+    if error is None:
+        return "trial call failed"
+    return error.code or type(error).__name__
+
+
+def _body(alert: Alert, status: str) -> str:
+    lines = (
+        [alert.detail]
+        if status == "firing"
+        else [
+            f"{alert.service} is healthy again; its circuit is closed and deferred calls "
+            "are being completed."
+        ]
+    )
+    lines.append(f"Since: {format_timestamp(alert.starts_at)}")
+    if alert.resolved_at is not None:
+        lines.append(f"Resolved: {format_timestamp(alert.resolved_at)}")
+    lines.append(f"Calls affected: {alert.affected_calls}")
+    return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""The orchestrator: works through the call queue, one contact at a time.
+
+A call has five steps::
+
+    CRM lookup ─▶ LLM script ─▶ ElevenLabs speech ─▶ dial ─▶ CRM outcome
+
+Script and audio are prepared before the dial, so an LLM or TTS outage never leaves a
+person on a silent line; the dial is journalled before it happens, so a later attempt
+after a crash or a CRM failure only records the outcome and never dials again.
+
+Each step goes through its service's :class:`~callagent.retry.Guard`. What happens
+when one fails:
+
+- a request-level permanent error (``InvalidPayload``): the contact fails for good and
+  the campaign moves on;
+- a service-wide error (exhausted transient retries, a rejected key, spent quota): the
+  call fails, the contact is deferred and called again once the service is back, up
+  to ``campaign.max_call_attempts`` calls that reached a service;
+- a breaker that is not admitting calls: the call is skipped before anything is sent,
+  costs no attempt, and the contact is deferred.
+
+When only deferred contacts remain, the orchestrator waits on the clock, letting the
+health monitor probe, until the breakers admit calls again or ``campaign.max_wait_s``
+passes; then what is left stays deferred for the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from callagent.alerts import AlertManager
+from callagent.breaker import BreakerRegistry
+from callagent.clock import Clock
+from callagent.contacts import mask_phone
+from callagent.errors import CircuitOpenError, ServiceError, TransientError
+from callagent.events import Emitter
+from callagent.health import HealthMonitor
+from callagent.journal import ContactState, Job, Journal, Stage
+from callagent.retry import Guard
+from callagent.services.base import CallOutcome, CrmRecord, ServiceSet
+from callagent.settings import CampaignSettings
+
+#: The services a call still needs, by how far it has got.
+_NEEDS = {
+    Stage.DIAL: ("crm", "llm", "elevenlabs"),
+    Stage.RECORD: ("crm",),
+}
+
+
+@dataclass(slots=True)
+class WaitState:
+    """What the orchestrator is waiting for, for the live view's countdown."""
+
+    reason: str
+    until: float
+
+
+class Orchestrator:
+    """Runs a campaign from its journal to the end, or until it must stop."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        services: ServiceSet,
+        guards: dict[str, Guard],
+        breakers: BreakerRegistry,
+        health: HealthMonitor,
+        alerts: AlertManager,
+        events: Emitter,
+        clock: Clock,
+        settings: CampaignSettings,
+        on_wait: Callable[[WaitState | None], None] | None = None,
+    ) -> None:
+        self._journal = journal
+        self._services = services
+        self._guards = guards
+        self._breakers = breakers
+        self._health = health
+        self._alerts = alerts
+        self._events = events
+        self._clock = clock
+        self._settings = settings
+        self._on_wait = on_wait
+        self.gave_up_waiting = False
+
+    def run(self) -> None:
+        """Process every pending contact, then the deferred ones as services recover."""
+        while True:
+            job = self._journal.next_pending()
+            if job is not None:
+                self._tick()
+                self._process(job)
+                continue
+            if self._journal.deferred_count() == 0:
+                return
+            if not self._wait_for_services():
+                self.gave_up_waiting = True
+                return
+            self._journal.release_deferred()
+
+    # Waiting -------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._health.run_due()
+        self._alerts.tick()
+
+    def _blocked_by(self, needs: tuple[str, ...]) -> str | None:
+        for name in needs:
+            if not self._breakers.get(name).is_admitting():
+                return name
+        return None
+
+    def _wait_for_services(self) -> bool:
+        """Wait until every service admits calls; False after ``max_wait_s``."""
+        started = self._clock.monotonic()
+        deadline = started + self._settings.max_wait_s
+        try:
+            while True:
+                self._tick()
+                blocked = self._blocked_by(_NEEDS[Stage.DIAL])
+                if blocked is None:
+                    return True
+                now = self._clock.monotonic()
+                if now >= deadline:
+                    return False
+                wake = min(self._health.next_due(), deadline)
+                alert_due = self._alerts.next_due()
+                if alert_due is not None and alert_due > now:
+                    wake = min(wake, alert_due)
+                if self._on_wait is not None:
+                    self._on_wait(WaitState(f"waiting for {blocked} to recover", wake))
+                self._clock.sleep(wake - now)
+        finally:
+            if self._on_wait is not None:
+                self._on_wait(None)
+
+    # One contact ---------------------------------------------------------------
+
+    def _process(self, job: Job) -> None:
+        call_id = self._journal.new_call_id()
+        blocked = self._blocked_by(_NEEDS[job.stage])
+        if blocked is not None:
+            self._skip(job, call_id, blocked)
+            return
+
+        self._journal.start(job)
+        started = self._clock.monotonic()
+        self._events.emit(
+            "call_started",
+            call_id=call_id,
+            level="INFO",
+            contact=mask_phone(job.contact.phone),
+            attempt=job.attempts + 1,
+        )
+        steps = [0]
+        try:
+            self._call(job, call_id, steps)
+        except CircuitOpenError as refused:
+            # Refused mid-call: an earlier step already reached its service.
+            if steps[0]:
+                job.attempts += 1
+            self._skip(job, call_id, refused.service)
+        except ServiceError as error:
+            job.attempts += 1
+            self._failed(job, call_id, error)
+        except BaseException:
+            self._interrupted(job)
+            raise
+        else:
+            job.attempts += 1
+            self._journal.finish(job, ContactState.COMPLETED)
+            self._events.emit(
+                "call_completed",
+                call_id=call_id,
+                level="INFO",
+                contact=mask_phone(job.contact.phone),
+                attempt=job.attempts,
+                duration_ms=round((self._clock.monotonic() - started) * 1000, 1),
+            )
+
+    def _call(self, job: Job, call_id: str, steps: list[int]) -> None:
+        """Run the steps the job still needs; ``steps`` counts those that succeeded."""
+        contact = job.contact
+        services = self._services
+        guards = self._guards
+        record = CrmRecord(crm_id=None, properties={})
+        if job.stage is Stage.DIAL:
+            record = guards["crm"].call(
+                lambda: services.crm.lookup(contact), call_id=call_id
+            )
+            steps[0] += 1
+            script = guards["llm"].call(
+                lambda: services.llm.write_script(contact, record), call_id=call_id
+            )
+            steps[0] += 1
+            guards["elevenlabs"].call(
+                lambda: services.tts.synthesize(call_id, script), call_id=call_id
+            )
+            steps[0] += 1
+            # Journalled before the dial: after a crash the contact may have been
+            # called, so it must not be called again.
+            self._journal.mark_dialled(job, "answered")
+        outcome = CallOutcome(call_id, job.outcome or "answered", "call completed")
+        guards["crm"].call(
+            lambda: services.crm.record_outcome(contact, record, outcome),
+            call_id=call_id,
+        )
+
+    def _skip(self, job: Job, call_id: str, service: str) -> None:
+        self._journal.finish(
+            job, ContactState.DEFERRED, reason=f"{service} circuit not closed"
+        )
+        self._alerts.affected(service)
+        self._events.emit(
+            "call_skipped",
+            call_id=call_id,
+            service=service,
+            level="INFO",
+            contact=mask_phone(job.contact.phone),
+            message=f"{service} circuit is not closed; call not placed",
+        )
+        self._emit_deferred(job, call_id, service)
+
+    def _failed(self, job: Job, call_id: str, error: ServiceError) -> None:
+        service_down = isinstance(error, TransientError) or error.service_wide
+        if service_down and job.attempts < self._settings.max_call_attempts:
+            state = ContactState.DEFERRED
+        else:
+            state = ContactState.FAILED
+        self._journal.finish(job, state, reason=str(error))
+        self._events.emit(
+            "call_failed",
+            call_id=call_id,
+            service=error.service,
+            error_category=error.category,
+            retry_count=error.retry_count,
+            level="ERROR",
+            error=type(error).__name__,
+            message=str(error),
+            contact=mask_phone(job.contact.phone),
+            attempt=job.attempts,
+        )
+        if state is ContactState.DEFERRED:
+            self._alerts.affected(error.service)
+            self._emit_deferred(job, call_id, error.service)
+        else:
+            self._alerts.call_failed(error.service, error, call_id)
+
+    def _emit_deferred(self, job: Job, call_id: str, service: str) -> None:
+        self._events.emit(
+            "call_deferred",
+            call_id=call_id,
+            service=service,
+            level="INFO",
+            contact=mask_phone(job.contact.phone),
+            attempt=job.attempts,
+            message=f"will call again once {service} recovers",
+        )
+
+    def _interrupted(self, job: Job) -> None:
+        # Only a contact that may have been dialled is "interrupted"; one stopped
+        # before its dial goes back to the queue, as if never started.
+        if job.stage is Stage.RECORD:
+            self._journal.finish(job, ContactState.INTERRUPTED, reason="interrupted")
+        else:
+            self._journal.finish(job, ContactState.PENDING, reason="interrupted")

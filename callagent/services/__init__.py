@@ -1,0 +1,30 @@
+"""The pipeline's services: simulated ones, and the interface real adapters meet."""
+
+from callagent.services.base import (
+    CallOutcome,
+    CrmRecord,
+    CrmService,
+    LlmService,
+    Service,
+    ServiceSet,
+    Speech,
+    TtsService,
+)
+from callagent.services.faults import Fault, FaultMode, FaultPlan, parse_fault_spec
+from callagent.services.simulated import simulated_services
+
+__all__ = [
+    "CallOutcome",
+    "CrmRecord",
+    "CrmService",
+    "Fault",
+    "FaultMode",
+    "FaultPlan",
+    "LlmService",
+    "Service",
+    "ServiceSet",
+    "Speech",
+    "TtsService",
+    "parse_fault_spec",
+    "simulated_services",
+]
