@@ -60,7 +60,7 @@ class HealthMonitor:
         self.interval_s = interval_s
         self._on_result = on_result
         self._next = clock.monotonic() + interval_s
-        self.probes = 0
+        self.probes_by_service: dict[str, int] = {}
 
     def next_due(self) -> float:
         """Clock time of the next tick."""
@@ -83,7 +83,7 @@ class HealthMonitor:
         service = self._services.get(name)
         if service is None:
             return
-        self.probes += 1
+        self.probes_by_service[name] = self.probes_by_service.get(name, 0) + 1
         result = probe(service, self._clock)
         breaker = self._breakers.get(name)
         if result.healthy:

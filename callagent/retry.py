@@ -175,8 +175,10 @@ class Guard:
             self._failed(error, call_id, attempt)
             raise
         except ServiceError as error:
-            self.breaker.record_failure(ticket, error)
+            # Logged before the breaker hears of it, so the log reads in causal
+            # order: the failed request, then the circuit opening it caused.
             self._failed(error, call_id, attempt)
+            self.breaker.record_failure(ticket, error)
             raise
         except BaseException:
             # Ctrl-C or a bug in our own code says nothing about the service.
