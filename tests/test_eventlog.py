@@ -37,7 +37,8 @@ def test_every_line_is_flat_json_with_required_keys(
         list(REQUIRED_FIELDS)
     ] * 2
     first, second = records
-    assert first["call_id"] is None and first["circuit_state"] is None
+    assert first["call_id"] is None
+    assert first["circuit_state"] is None
     assert first["timestamp"] == "2026-01-05T09:00:00.000Z"
     assert second["timestamp"] == "2026-01-05T09:00:01.500Z"
     assert second["circuit_state"] == "OPEN"
