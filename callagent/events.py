@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from callagent.clock import Clock
@@ -62,9 +62,9 @@ OPTIONAL_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """One thing that happened."""
+    """One thing that happened. Subscribers must treat it as read-only."""
 
     timestamp: datetime
     event: str
@@ -75,26 +75,33 @@ class Event:
     retry_count: int | None = None
     circuit_state: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def as_record(self) -> dict[str, Any]:
-        """The flat mapping the log and the CSV write: required keys first."""
-        record: dict[str, Any] = {
-            "timestamp": format_timestamp(self.timestamp),
-            "event": self.event,
-            "run_id": self.run_id,
-            "call_id": self.call_id,
-            "service": self.service,
-            "error_category": self.error_category,
-            "retry_count": self.retry_count,
-            "circuit_state": self.circuit_state,
-        }
-        record.update(self.extra)
-        return record
+        """The flat mapping the log and the CSV write: required keys first.
+
+        Built once and shared, since every sink of a busy campaign asks for it.
+        """
+        if self._record is None:
+            record: dict[str, Any] = {
+                "timestamp": format_timestamp(self.timestamp),
+                "event": self.event,
+                "run_id": self.run_id,
+                "call_id": self.call_id,
+                "service": self.service,
+                "error_category": self.error_category,
+                "retry_count": self.retry_count,
+                "circuit_state": self.circuit_state,
+            }
+            record.update(self.extra)
+            self._record = record
+        return self._record
 
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with a ``Z`` and millisecond precision."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
 
 
 class Emitter(Protocol):
