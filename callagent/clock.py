@@ -47,6 +47,9 @@ class SystemClock:
 VIRTUAL_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
 
 
+_PACED_SLICE_S = 0.1
+
+
 class VirtualClock:
     """Time that moves only when something sleeps on it.
 
@@ -85,10 +88,20 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             return
-        if self._pace is not None:
-            self._real.sleep(seconds / self._pace)
-        with self._lock:
-            self._elapsed += seconds
+        if self._pace is None:
+            with self._lock:
+                self._elapsed += seconds
+            return
+        # Paced: advance in slices of at most a tenth of a real second, so a live
+        # view polling the clock sees countdowns move instead of jumping.
+        step = self._pace * _PACED_SLICE_S
+        remaining = seconds
+        while remaining > 0:
+            chunk = min(step, remaining)
+            self._real.sleep(chunk / self._pace)
+            with self._lock:
+                self._elapsed += chunk
+            remaining -= chunk
 
     def advance(self, seconds: float) -> None:
         """Move time forward without pacing; for tests."""

@@ -101,6 +101,7 @@ class Dashboard:
         self._live: Live | None = None
         self._next_progress_tenth = 1
         self._total = 0
+        self._started = clock.monotonic()
 
     # Event intake --------------------------------------------------------------
 
@@ -174,12 +175,19 @@ class Dashboard:
         counts = self._counts()
         total = sum(counts.values())
         done = _done(counts)
+        elapsed_min = (self._clock.monotonic() - self._started) / 60
+        rate = f"{done / elapsed_min:.1f} contacts/min" if elapsed_min > 0 else ""
         header = Text.assemble(
             ("callagent ", "bold"),
             f"{self._clock.now():%Y-%m-%d %H:%M:%S} UTC  ",
             (f"{done}/{total} contacts", "bold"),
+            f"  {rate}",
         )
-        bar = ProgressBar(total=max(total, 1), completed=done, width=60)
+        progress = Table.grid(padding=(0, 1))
+        progress.add_row(
+            ProgressBar(total=max(total, 1), completed=done, width=50),
+            Text(f"{100 * done / max(total, 1):3.0f}%"),
+        )
         summary = Text(_summary(counts))
 
         breakers = Table(box=None, padding=(0, 2), show_edge=False)
@@ -193,7 +201,7 @@ class Dashboard:
                 str(self._opened[name]),
             )
 
-        parts: list[RenderableType] = [header, bar, summary, Text(""), breakers]
+        parts: list[RenderableType] = [header, progress, summary, Text(""), breakers]
         wait = self._wait
         if wait is not None:
             seconds = max(wait.until - self._clock.monotonic(), 0.0)
