@@ -10,6 +10,7 @@ from callagent.services.base import (
     Speech,
     TtsService,
 )
+from callagent.services.factory import build_services
 from callagent.services.faults import Fault, FaultMode, FaultPlan, parse_fault_spec
 from callagent.services.simulated import simulated_services
 
@@ -25,6 +26,7 @@ __all__ = [
     "ServiceSet",
     "Speech",
     "TtsService",
+    "build_services",
     "parse_fault_spec",
     "simulated_services",
 ]
