@@ -38,7 +38,7 @@ from callagent.events import Emitter
 from callagent.health import HealthMonitor
 from callagent.journal import ContactState, Job, Journal, Stage
 from callagent.retry import Guard
-from callagent.services.base import CallOutcome, CrmRecord, ServiceSet
+from callagent.services.base import CallOutcome, ServiceSet
 from callagent.settings import CampaignSettings
 
 #: The services a call still needs, by how far it has got.
@@ -185,12 +185,13 @@ class Orchestrator:
         contact = job.contact
         services = self._services
         guards = self._guards
-        record = CrmRecord(crm_id=None, properties={})
+        # Looked up again when only the outcome is left: the CRM's id is needed to
+        # attach the outcome to the right record, and a lookup is cheap.
+        record = guards["crm"].call(
+            lambda: services.crm.lookup(contact), call_id=call_id
+        )
+        steps[0] += 1
         if job.stage is Stage.DIAL:
-            record = guards["crm"].call(
-                lambda: services.crm.lookup(contact), call_id=call_id
-            )
-            steps[0] += 1
             script = guards["llm"].call(
                 lambda: services.llm.write_script(contact, record), call_id=call_id
             )
