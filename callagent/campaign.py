@@ -107,6 +107,8 @@ class Campaign:
             clock,
             self.events,
             alert_log,
+            retry=settings.retry,
+            breaker=settings.circuit_breaker,
         )
         self.breakers.add_listener(self._log_transition)
         self.breakers.add_listener(self.alerts.on_transition)

@@ -9,22 +9,34 @@ called; 130 interrupted by Ctrl-C after the journal and logs were flushed.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
 from loguru import logger
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
-from callagent import __version__
+from callagent import __version__, healthcheck
+from callagent.alerts import send_test
+from callagent.breaker import Transition
 from callagent.campaign import Campaign, CampaignInterrupted, Hooks
-from callagent.clock import VirtualClock
+from callagent.clock import Clock, SystemClock, VirtualClock
+from callagent.contacts import read_contacts
 from callagent.dashboard import Dashboard
 from callagent.errors import InputError
-from callagent.journal import MemoryJournal
-from callagent.report import EXIT_INPUT, EXIT_INTERRUPTED, Report
+from callagent.events import format_timestamp
+from callagent.health import ProbeResult
+from callagent.journal import MemoryJournal, SqliteJournal
+from callagent.loading import load_into_memory, load_into_sqlite
+from callagent.report import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, Report
+from callagent.services.factory import build_services
 from callagent.services.simulated import simulated_services
 from callagent.settings import (
     SERVICE_NAMES,
@@ -199,9 +211,14 @@ def simulate(
     clock = VirtualClock(start, pace=pace if live or speed is not None else None)
     journal = MemoryJournal(contacts_file.stem if contacts_file else "simulation")
     try:
-        if contacts_file is not None:
-            _load_contacts_file(journal, contacts_file, settings)
-        else:
+        reader = (
+            read_contacts(
+                contacts_file, default_region=settings.contacts.default_region
+            )
+            if contacts_file is not None
+            else None
+        )
+        if reader is None:
             journal.add_contacts(synthetic_contacts(contacts))
     except InputError as error:
         raise _fail_input(console, error) from None
@@ -222,14 +239,263 @@ def simulate(
             hooks=hooks,
         )
     except InputError as error:
+        services.close()
         raise _fail_input(console, error) from None
-    with dashboard:
+    if reader is not None:
+        try:
+            load_into_memory(journal, reader, campaign.events)
+        except InputError as error:
+            campaign.close()
+            raise _fail_input(console, error) from None
+    with _stop_on_sigterm(), dashboard:
         report = _run_campaign(campaign)
     _conclude(console, report, json_report)
 
 
-def _load_contacts_file(journal: MemoryJournal, path: Path, settings: Settings) -> None:
-    raise InputError(f"{path}: contacts files are not supported yet")
+@app.command()
+def run(
+    contacts: Annotated[
+        Path,
+        typer.Argument(help="Contacts CSV with a phone column (UTF-8, header row)."),
+    ],
+    settings_path: SettingsOption = None,
+    campaign_name: Annotated[
+        str | None,
+        typer.Option(
+            "--campaign",
+            help="Campaign name in the journal. Default: the contacts file's stem.",
+            show_default=False,
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Start the campaign over, forgetting its state."),
+    ] = False,
+    redial_interrupted: Annotated[
+        bool,
+        typer.Option(
+            "--redial-interrupted",
+            help="Call again contacts whose call was cut off after dialling.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Calls in flight at once. Default: campaign.workers from settings.",
+            show_default=False,
+        ),
+    ] = None,
+    json_report: JsonReportOption = None,
+    no_live: NoLiveOption = False,
+) -> None:
+    """Call every contact of CONTACTS, resuming the campaign if it ran before."""
+    console = Console()
+    clock = SystemClock()
+    try:
+        settings = _settings(settings_path)
+        if workers is not None:
+            settings = settings.with_workers(workers)
+        reader = read_contacts(
+            contacts, default_region=settings.contacts.default_region
+        )
+        services = build_services(settings, clock)
+    except InputError as error:
+        raise _fail_input(console, error) from None
+    try:
+        journal = SqliteJournal.open(
+            settings.storage.path,
+            campaign_name or contacts.stem,
+            fresh=fresh,
+            redial_interrupted=redial_interrupted,
+        )
+    except InputError as error:
+        services.close()
+        raise _fail_input(console, error) from None
+
+    live = console.is_terminal and not no_live
+    dashboard = Dashboard(
+        console, live=live, clock=clock, counts=journal.counts, services=SERVICE_NAMES
+    )
+    hooks = Hooks(
+        subscribers=[dashboard],
+        on_transition=[_persist_transition(journal, clock)],
+        on_probe=_persist_probe(journal, clock),
+        on_wait=dashboard.on_wait,
+    )
+    try:
+        campaign = Campaign(
+            command="run",
+            settings=settings,
+            clock=clock,
+            journal=journal,
+            services=services,
+            hooks=hooks,
+        )
+    except InputError as error:
+        services.close()
+        journal.close()
+        raise _fail_input(console, error) from None
+    try:
+        load_into_sqlite(journal, reader, campaign.events)
+    except InputError as error:
+        _close_run(campaign, journal)
+        raise _fail_input(console, error) from None
+
+    if journal.is_complete():
+        report = campaign.report()
+        _close_run(campaign, journal)
+        _say_complete(console, journal.campaign, report)
+        _conclude(console, report, json_report)
+    with _stop_on_sigterm(), dashboard:
+        try:
+            report = _run_campaign(campaign)
+        finally:
+            journal.close()
+    _conclude(console, report, json_report)
+
+
+def _close_run(campaign: Campaign, journal: SqliteJournal) -> None:
+    campaign.close()
+    journal.close()
+
+
+def _say_complete(console: Console, name: str, report: Report) -> None:
+    contacts = report.contacts
+    detail = ", ".join(
+        f"{contacts[key]} {key}"
+        for key in ("completed", "failed", "invalid", "interrupted")
+        if contacts[key]
+    )
+    console.print(
+        f"Campaign {name!r} is already complete ({detail}): nobody to call. "
+        "Use --fresh to start it over"
+        + (", or --redial-interrupted." if contacts["interrupted"] else "."),
+        markup=False,
+        highlight=False,
+    )
+
+
+def _persist_transition(
+    journal: SqliteJournal, clock: Clock
+) -> Callable[[Transition], None]:
+    def save(transition: Transition) -> None:
+        journal.status.save_breaker_state(
+            transition.service, transition.new.value, format_timestamp(clock.now())
+        )
+
+    return save
+
+
+def _persist_probe(
+    journal: SqliteJournal, clock: Clock
+) -> Callable[[ProbeResult], None]:
+    def save(result: ProbeResult) -> None:
+        journal.status.save_health(
+            result.service,
+            result.healthy,
+            result.latency_ms,
+            result.error,
+            format_timestamp(clock.now()),
+        )
+
+    return save
+
+
+@app.command()
+def health(
+    settings_path: SettingsOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print only the JSON document on stdout."),
+    ] = False,
+) -> None:
+    """Probe every configured service once; exit 1 if any is unhealthy."""
+    console = Console()
+    clock = SystemClock()
+    try:
+        settings = _settings(settings_path)
+        services = build_services(settings, clock)
+    except InputError as error:
+        raise _fail_input(console, error) from None
+    try:
+        checks = healthcheck.check_services(
+            services, clock, state_db=Path(settings.storage.path)
+        )
+    finally:
+        services.close()
+    if as_json:
+        typer.echo(json.dumps(healthcheck.as_json(checks), indent=2))
+    else:
+        console.print(healthcheck.render(checks))
+    healthy = all(check.probe.healthy for check in checks)
+    raise typer.Exit(EXIT_OK if healthy else 1)
+
+
+alerts_app = typer.Typer(help="Alert channels.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("test")
+def alerts_test(
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            "--channel",
+            help="Only this channel: email, telegram or webhook. Default: all.",
+            show_default=False,
+        ),
+    ] = None,
+    settings_path: SettingsOption = None,
+) -> None:
+    """Send one test notification through each configured channel."""
+    console = Console()
+    try:
+        settings = _settings(settings_path)
+        results = send_test(settings, channel=channel)
+    except InputError as error:
+        raise _fail_input(console, error) from None
+    table = Table(title="Alert channel test", title_justify="left")
+    for column in ("Channel", "Mode", "Delivered", "Time", "Error"):
+        table.add_column(column, justify="right" if column == "Time" else "left")
+    for result in results:
+        table.add_row(
+            result.channel,
+            result.mode,
+            Text("yes", style="green")
+            if result.delivered
+            else Text("no", style="bold red"),
+            f"{result.duration_ms:.0f} ms",
+            Text(result.error or "", overflow="fold"),
+        )
+    console.print(table)
+    if any(result.mode == "mock" for result in results):
+        console.print(
+            "mock channels wrote their notification to "
+            f"{Path(settings.logging.dir) / 'alerts.jsonl'}; nothing was sent.",
+            markup=False,
+            highlight=False,
+        )
+    raise typer.Exit(EXIT_OK if all(r.delivered for r in results) else 1)
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM stops a campaign the way Ctrl-C does: books closed, exit 130."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.signal(signal.SIGTERM, self._raise)
+
+    @staticmethod
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def _stop_on_sigterm() -> _SigtermAsInterrupt:
+    return _SigtermAsInterrupt()
 
 
 def main() -> None:

@@ -244,6 +244,13 @@ class Settings(_Model):
                 )
         return self
 
+    def with_workers(self, workers: int) -> Settings:
+        """These settings with ``campaign.workers`` replaced (``--workers``)."""
+        campaign = CampaignSettings.model_validate(
+            {**self.campaign.model_dump(), "workers": workers}
+        )
+        return self.model_copy(update={"campaign": campaign})
+
     def retry_for(self, service: str) -> RetrySettings:
         """The retry policy of ``service``: its overrides over the top-level one."""
         override = self.services[service].retry.model_dump(exclude_none=True)

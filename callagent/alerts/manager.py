@@ -6,14 +6,20 @@ Modelled on Prometheus Alertmanager's grouping. An alert is identified by its la
 - a new incident waits ``group_wait_s`` before its first notification, so a breaker
   that opens and closes again within that window (a flap) pages nobody;
 - while it fires, further triggers only count affected calls; a reminder goes out no
-  sooner than ``repeat_interval_s`` after the last notification;
+  sooner than ``repeat_interval_s`` after the last notification, and for failed calls
+  only if more calls failed since;
+- a service down for ``unavailable_after_s`` raises one more incident, once per
+  outage;
 - when the service's breaker closes, its incidents resolve and channels that want it
-  get a resolve notice;
+  (``send_resolved``) get a resolve notice; an incident that outlived its group wait
+  but had not been sent yet is sent first, so no resolve arrives for an unheard alert;
 - when the campaign ends, incidents still waiting out ``group_wait_s`` are sent at
   once: nobody will be around to flush them later.
 
 Every notification, sent, failed or suppressed, is a line in ``logs/alerts.jsonl``
 and an ``alert_*`` event; a failing channel is logged and never stops the campaign.
+Getting a notification to a live channel (retries, its breaker, a worker thread on
+the real clock) is :mod:`callagent.alerts.delivery`'s job.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from callagent.alerts.channels import Channel
+from callagent.alerts.delivery import Delivery
 from callagent.alerts.model import Alert, Cause, Notification, Severity
 from callagent.breaker import CircuitState, Transition
 from callagent.clock import Clock
-from callagent.errors import CallAgentError, ServiceError
+from callagent.errors import ServiceError
 from callagent.events import Emitter, format_timestamp
-from callagent.settings import AlertsSettings
+from callagent.settings import AlertsSettings, BreakerSettings, RetrySettings
 
 
 class AlertLog:
@@ -71,6 +78,17 @@ class _Incident:
     alert: Alert
     opened: float
     last_sent: float | None = None
+    #: ``alert.affected_calls`` when it was last sent.
+    affected_when_sent: int = 0
+
+
+@dataclass(slots=True)
+class _Outage:
+    """A service whose breaker left CLOSED and has not come back."""
+
+    since: float
+    since_at: datetime
+    escalated: bool = False
 
 
 class AlertManager:
@@ -83,19 +101,38 @@ class AlertManager:
         clock: Clock,
         events: Emitter,
         log: AlertLog | None = None,
+        *,
+        retry: RetrySettings | None = None,
+        breaker: BreakerSettings | None = None,
+        drain_timeout_s: float = 10.0,
     ) -> None:
+        """Set up the policy and the delivery to ``channels``.
+
+        ``retry`` and ``breaker`` are the top-level settings of those names; each
+        live channel's delivery uses them. ``drain_timeout_s`` bounds how long the
+        end of a run (:meth:`flush`, then :meth:`close`) waits for queued sends.
+        """
         self._settings = settings
         self._channels = channels
         self._clock = clock
         self._events = events
         self._log = log
         self._incidents: dict[str, _Incident] = {}
-        self._down_since: dict[str, float] = {}
-        self._down_since_at: dict[str, datetime] = {}
+        self._outages: dict[str, _Outage] = {}
         self._lock = threading.RLock()
+        self._count_lock = threading.Lock()
         self.sent = 0
         self.failed = 0
         self.suppressed = 0
+        self._delivery = Delivery(
+            channels,
+            clock,
+            events,
+            self._delivered,
+            retry=retry if retry is not None else RetrySettings(),
+            breaker=breaker if breaker is not None else BreakerSettings(),
+            drain_timeout_s=drain_timeout_s,
+        )
 
     # Triggers -----------------------------------------------------------------
 
@@ -103,9 +140,11 @@ class AlertManager:
         """Breaker listener: opening fires, closing resolves."""
         service = transition.service
         if transition.new is CircuitState.OPEN:
-            if transition.old is CircuitState.CLOSED:
-                self._down_since[service] = self._clock.monotonic()
-                self._down_since_at[service] = self._clock.now()
+            with self._lock:
+                if service not in self._outages:
+                    self._outages[service] = _Outage(
+                        self._clock.monotonic(), self._clock.now()
+                    )
             cause = _describe_cause(transition.error)
             self.fire(
                 service,
@@ -117,8 +156,8 @@ class AlertManager:
                 f"{transition.reason}.",
             )
         elif transition.new is CircuitState.CLOSED:
-            self._down_since.pop(service, None)
-            self._down_since_at.pop(service, None)
+            with self._lock:
+                self._outages.pop(service, None)
             self.resolve(service)
 
     def call_failed(self, service: str, error: ServiceError, call_id: str) -> None:
@@ -175,24 +214,35 @@ class AlertManager:
             notification = Notification.of(
                 incident.alert, "firing", detail, self._clock.now()
             )
-            self._suppress(notification, "duplicate of a firing incident")
+            reason = (
+                "grouped: its incident is waiting out the group wait"
+                if incident.last_sent is None
+                else "duplicate of a firing incident"
+            )
+            self._suppress(notification, reason)
 
     def resolve(self, service: str) -> None:
         """The service is healthy again: close its outage incidents."""
+        now = self._clock.monotonic()
         with self._lock:
             for key, incident in list(self._incidents.items()):
                 alert = incident.alert
                 if alert.service != service or alert.cause is Cause.CALL_FAILED:
                     continue
                 del self._incidents[key]
-                alert.resolved_at = self._clock.now()
                 if incident.last_sent is None:
-                    body = "Recovered before the group wait ended: not sent."
-                    self._suppress(
-                        Notification.of(alert, "resolved", body, alert.resolved_at),
-                        "flap",
-                    )
-                    continue
+                    if now - incident.opened < self._settings.group_wait_s:
+                        alert.resolved_at = self._clock.now()
+                        body = "Recovered before the group wait ended: not sent."
+                        self._suppress(
+                            Notification.of(alert, "resolved", body, alert.resolved_at),
+                            "flap",
+                        )
+                        continue
+                    # Nothing ticked since its group wait ended: say it fired first,
+                    # or the resolve would be news of an alert nobody saw.
+                    self._notify(incident, "firing")
+                alert.resolved_at = self._clock.now()
                 self._notify(incident, "resolved")
 
     # Time-driven ---------------------------------------------------------------
@@ -200,37 +250,56 @@ class AlertManager:
     def tick(self) -> None:
         """Send what waited out its group wait, repeats that are due, escalations."""
         now = self._clock.monotonic()
-        for service, since in list(self._down_since.items()):
-            if now - since >= self._settings.unavailable_after_s:
-                self._fire_unavailable(service, now - since)
         with self._lock:
+            for service, outage in list(self._outages.items()):
+                down_for = now - outage.since
+                if (
+                    not outage.escalated
+                    and down_for >= self._settings.unavailable_after_s
+                ):
+                    outage.escalated = True
+                    self._fire_unavailable(service, outage, down_for)
             for incident in list(self._incidents.values()):
                 if incident.last_sent is None:
                     if now - incident.opened >= self._settings.group_wait_s:
                         self._notify(incident, "firing")
-                elif now - incident.last_sent >= self._settings.repeat_interval_s:
+                elif (
+                    now - incident.last_sent >= self._settings.repeat_interval_s
+                    and _still_news(incident)
+                ):
                     self._notify(incident, "firing")
 
     def next_due(self) -> float | None:
         """Clock time of the next thing ``tick`` would do, if any."""
         candidates: list[float] = []
-        for since in self._down_since.values():
-            candidates.append(since + self._settings.unavailable_after_s)
-        for incident in self._incidents.values():
-            if incident.last_sent is None:
-                candidates.append(incident.opened + self._settings.group_wait_s)
-            else:
-                candidates.append(incident.last_sent + self._settings.repeat_interval_s)
+        with self._lock:
+            for outage in self._outages.values():
+                if not outage.escalated:
+                    candidates.append(outage.since + self._settings.unavailable_after_s)
+            for incident in self._incidents.values():
+                if incident.last_sent is None:
+                    candidates.append(incident.opened + self._settings.group_wait_s)
+                elif _still_news(incident):
+                    candidates.append(
+                        incident.last_sent + self._settings.repeat_interval_s
+                    )
         return min(candidates) if candidates else None
 
     def flush(self) -> None:
-        """The campaign is over: send incidents still inside their group wait."""
+        """The campaign is over: send incidents still inside their group wait.
+
+        Returns once every queued delivery is done, or the drain limit ran out, so
+        that the sent and failed counters are final for the report.
+        """
         with self._lock:
             for incident in list(self._incidents.values()):
                 if incident.last_sent is None:
                     self._notify(incident, "firing")
+        self._delivery.wait_idle()
 
     def close(self) -> None:
+        """Drain deliveries (bounded in time), then release channels and the log."""
+        self._delivery.close()
         for channel in self._channels:
             channel.close()
         if self._log is not None:
@@ -238,21 +307,21 @@ class AlertManager:
 
     # Delivery ------------------------------------------------------------------
 
-    def _fire_unavailable(self, service: str, down_for: float) -> None:
-        since = self._down_since_at[service]
+    def _fire_unavailable(self, service: str, outage: _Outage, down_for: float) -> None:
         minutes = down_for / 60
         self.fire(
             service,
             Cause.UNAVAILABLE_TOO_LONG,
             Severity.CRITICAL,
             f"{service}: unavailable for {minutes:.0f} min",
-            f"{service} has been unavailable since {format_timestamp(since)} "
+            f"{service} has been unavailable since {format_timestamp(outage.since_at)} "
             f"({minutes:.1f} min). Calls that need it are deferred; probes continue "
             f"and the campaign resumes by itself when it recovers.",
         )
 
     def _notify(self, incident: _Incident, status: str) -> None:
         incident.last_sent = self._clock.monotonic()
+        incident.affected_when_sent = incident.alert.affected_calls
         alert = incident.alert
         at = alert.resolved_at if status == "resolved" and alert.resolved_at else None
         body = _body(alert, status)
@@ -260,20 +329,24 @@ class AlertManager:
         for channel in self._channels:
             if status == "resolved" and not channel.send_resolved:
                 continue
-            self._deliver(channel, notification)
+            self._delivery.submit(channel, notification)
 
-    def _deliver(self, channel: Channel, notification: Notification) -> None:
-        try:
-            channel.send(notification)
-        except CallAgentError as exc:
-            self.failed += 1
-            self._record(notification, channel, "failed", str(exc))
-            return
-        self.sent += 1
-        self._record(notification, channel, "sent", None)
+    def _delivered(
+        self, channel: Channel, notification: Notification, error: str | None
+    ) -> None:
+        """Delivery's report: counted and logged here, on whichever thread sent it."""
+        with self._count_lock:
+            if error is None:
+                self.sent += 1
+            else:
+                self.failed += 1
+        self._record(
+            notification, channel, "sent" if error is None else "failed", error
+        )
 
     def _suppress(self, notification: Notification, reason: str) -> None:
-        self.suppressed += 1
+        with self._count_lock:
+            self.suppressed += 1
         if self._log is not None:
             self._log.write(
                 notification,
@@ -313,6 +386,14 @@ class AlertManager:
         )
 
 
+def _still_news(incident: _Incident) -> bool:
+    """Is a reminder worth sending? An outage is, while it lasts; failed calls only
+    when more have failed since the last notification."""
+    if incident.alert.cause is not Cause.CALL_FAILED:
+        return True
+    return incident.alert.affected_calls > incident.affected_when_sent
+
+
 def _describe_cause(error: ServiceError | None) -> str:
     if error is None:
         return "trial call failed"
@@ -320,14 +401,13 @@ def _describe_cause(error: ServiceError | None) -> str:
 
 
 def _body(alert: Alert, status: str) -> str:
-    lines = (
-        [alert.detail]
-        if status == "firing"
-        else [
-            f"{alert.service} is healthy again; its circuit is closed and deferred calls "
-            "are being completed."
+    if status == "firing":
+        lines = [alert.detail]
+    else:
+        lines = [
+            f"{alert.service} is healthy again; its circuit is closed and deferred "
+            "calls are being completed."
         ]
-    )
     lines.append(f"Since: {format_timestamp(alert.starts_at)}")
     if alert.resolved_at is not None:
         lines.append(f"Resolved: {format_timestamp(alert.resolved_at)}")
