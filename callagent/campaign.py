@@ -7,6 +7,7 @@ everything else about a run is built here, the same way for both.
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from callagent.alerts import AlertLog, AlertManager, Channel, build_channels
 from callagent.breaker import BreakerRegistry, CircuitState, Transition
-from callagent.clock import Clock
+from callagent.clock import Clock, StoppableClock
 from callagent.errors import InputError
 from callagent.eventlog import EventLog, SheetsLog
 from callagent.events import Event, EventBus
@@ -90,14 +91,18 @@ class Campaign:
         for subscriber in hooks.subscribers:
             self.events.subscribe(subscriber)
 
+        # Set when the campaign must stop: worker threads' backoff waits end early.
+        self.stop = threading.Event()
+        worker_clock = StoppableClock(clock, self.stop)
         self.guards = {
             name: Guard(
                 name,
                 self.breakers.get(name),
                 settings.retry_for(name),
-                clock,
+                worker_clock,
                 self.events,
                 rng=random.Random(f"{seed}:{name}:jitter"),
+                max_concurrency=settings.services[name].max_concurrency,
             )
             for name in SERVICE_NAMES
         }
@@ -134,6 +139,7 @@ class Campaign:
             clock=clock,
             settings=settings.campaign,
             on_wait=hooks.on_wait,
+            stop=self.stop,
         )
         self._started_at = clock.now()
         self._started = clock.monotonic()

@@ -27,6 +27,9 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``; returns at once for zero or less."""
 
+    def wait_for(self, event: threading.Event, seconds: float) -> bool:
+        """Wait up to ``seconds`` for ``event``; True if it is set."""
+
 
 class SystemClock:
     """Real time."""
@@ -40,6 +43,9 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+    def wait_for(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(max(seconds, 0.0))
 
 
 #: Where virtual time starts unless told otherwise: a fixed instant, so tests and
@@ -103,9 +109,48 @@ class VirtualClock:
                 self._elapsed += chunk
             remaining -= chunk
 
+    def wait_for(self, event: threading.Event, seconds: float) -> bool:
+        # Nothing else moves virtual time, so the wait is a sleep; the event is
+        # looked at when it is over.
+        self.sleep(seconds)
+        return event.is_set()
+
     def advance(self, seconds: float) -> None:
         """Move time forward without pacing; for tests."""
         if seconds < 0:
             raise ValueError("time does not go backwards")
         with self._lock:
             self._elapsed += seconds
+
+
+class Stopped(BaseException):
+    """A wait was cut short because the campaign is stopping (Ctrl-C, SIGTERM).
+
+    A BaseException, like KeyboardInterrupt, so that no handler meant for service
+    failures can swallow it.
+    """
+
+
+class StoppableClock:
+    """A clock whose sleeps end early, raising :class:`Stopped`, once told to stop.
+
+    Worker threads wait on it during retry backoff, so a campaign stopping with
+    calls in flight does not sit out their 20-second waits first.
+    """
+
+    def __init__(self, inner: Clock, stop: threading.Event) -> None:
+        self._inner = inner
+        self._stop = stop
+
+    def monotonic(self) -> float:
+        return self._inner.monotonic()
+
+    def now(self) -> datetime:
+        return self._inner.now()
+
+    def sleep(self, seconds: float) -> None:
+        if self._stop.is_set() or self._inner.wait_for(self._stop, seconds):
+            raise Stopped
+
+    def wait_for(self, event: threading.Event, seconds: float) -> bool:
+        return self._inner.wait_for(event, seconds)

@@ -26,12 +26,14 @@ passes; then what is left stays deferred for the next run.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from callagent.alerts import AlertManager
-from callagent.breaker import BreakerRegistry
-from callagent.clock import Clock
+from callagent.breaker import BreakerRegistry, CircuitState
+from callagent.clock import Clock, Stopped
 from callagent.contacts import mask_phone
 from callagent.errors import CircuitOpenError, ServiceError, TransientError
 from callagent.events import Emitter
@@ -72,6 +74,7 @@ class Orchestrator:
         clock: Clock,
         settings: CampaignSettings,
         on_wait: Callable[[WaitState | None], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self._journal = journal
         self._services = services
@@ -83,10 +86,17 @@ class Orchestrator:
         self._clock = clock
         self._settings = settings
         self._on_wait = on_wait
+        self._stop = stop if stop is not None else threading.Event()
         self.gave_up_waiting = False
 
     def run(self) -> None:
         """Process every pending contact, then the deferred ones as services recover."""
+        if self._settings.workers > 1:
+            self._run_parallel(self._settings.workers)
+        else:
+            self._run_serial()
+
+    def _run_serial(self) -> None:
         while True:
             job = self._journal.next_pending()
             if job is not None:
@@ -99,6 +109,67 @@ class Orchestrator:
                 self.gave_up_waiting = True
                 return
             self._journal.release_deferred()
+
+    def _run_parallel(self, workers: int) -> None:
+        """Up to ``workers`` calls in flight, each on its own thread.
+
+        This thread dispatches, runs health checks and alert timers, and waits for
+        the breakers when only deferred contacts are left. While a breaker is
+        HALF_OPEN it lets one call through at a time: the trial decides for all.
+        """
+        in_flight: set[Future[None]] = set()
+        with ThreadPoolExecutor(workers, thread_name_prefix="callagent-call") as pool:
+            try:
+                while True:
+                    self._tick()
+                    while len(in_flight) < workers and self._may_dispatch(in_flight):
+                        job = self._journal.next_pending()
+                        if job is None:
+                            break
+                        in_flight.add(pool.submit(self._process, job))
+                    if in_flight:
+                        done, in_flight = wait(
+                            in_flight,
+                            timeout=self._until_next_tick(),
+                            return_when=FIRST_COMPLETED,
+                        )
+                        for future in done:
+                            future.result()
+                        continue
+                    if self._journal.deferred_count() == 0:
+                        return
+                    if not self._wait_for_services():
+                        self.gave_up_waiting = True
+                        return
+                    self._journal.release_deferred()
+            except BaseException:
+                self._stop.set()
+                self._drain(in_flight)
+                raise
+
+    def _may_dispatch(self, in_flight: set[Future[None]]) -> bool:
+        if not in_flight:
+            return True
+        return not any(
+            self._breakers.get(name).state is CircuitState.HALF_OPEN
+            for name in _NEEDS[Stage.DIAL]
+        )
+
+    def _until_next_tick(self) -> float:
+        due = self._health.next_due()
+        alert_due = self._alerts.next_due()
+        if alert_due is not None:
+            due = min(due, alert_due)
+        return min(max(due - self._clock.monotonic(), 0.01), 1.0)
+
+    @staticmethod
+    def _drain(in_flight: set[Future[None]]) -> None:
+        """Let calls in flight end: each journals its contact as it stops."""
+        for future in in_flight:
+            try:
+                future.result()
+            except (Stopped, KeyboardInterrupt):
+                continue
 
     # Waiting -------------------------------------------------------------------
 

@@ -134,9 +134,16 @@ class Guard:
         events: Emitter,
         *,
         rng: random.Random | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         self.service = service
         self.breaker = breaker
+        # A bulkhead: a step waits for a slot rather than draw a 429 from a provider
+        # that caps concurrent requests. Held only while a request is on the wire,
+        # never during a backoff wait.
+        self._bulkhead = (
+            threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
+        )
         self.backoff = Backoff.from_settings(settings)
         self.stats = ServiceStats()
         self._events = events
@@ -165,6 +172,13 @@ class Guard:
             return self._retry(fn, call_id, first)
 
     def _attempt(self, fn: Callable[[], T], call_id: str | None, attempt: int) -> T:
+        bulkhead = self._bulkhead
+        if bulkhead is None:
+            return self._send(fn, call_id, attempt)
+        with bulkhead:
+            return self._send(fn, call_id, attempt)
+
+    def _send(self, fn: Callable[[], T], call_id: str | None, attempt: int) -> T:
         ticket = self.breaker.acquire()
         self.stats.add(requests=1)
         try:

@@ -26,13 +26,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from callagent.alerts.channels import Channel
 from callagent.alerts.model import Notification
 from callagent.breaker import CircuitBreaker
-from callagent.clock import Clock, VirtualClock
+from callagent.clock import Clock, StoppableClock, Stopped, VirtualClock
 from callagent.errors import CallAgentError
 from callagent.events import Emitter
 from callagent.retry import Guard
@@ -67,7 +66,7 @@ class Delivery:
         self._drain_timeout_s = drain_timeout_s
         self._drain_deadline: float | None = None
         self._abandon = threading.Event()
-        send_clock = _StoppableClock(clock, self._abandon) if background else clock
+        send_clock = StoppableClock(clock, self._abandon) if background else clock
         self._routes: dict[str, _Route] = {}
         self._workers: dict[str, _Worker] = {}
         for channel in channels:
@@ -151,7 +150,7 @@ class _Route:
                 self.guard.call(lambda: channel.send(notification))
         except CallAgentError as exc:
             return str(exc)
-        except _Abandoned:
+        except Stopped:
             return f"{channel.name}: {_ABANDONED}"
         except Exception as exc:
             # A bug in a channel must not stop the campaign. Only the class is kept:
@@ -264,28 +263,6 @@ class _Worker:
                 with self._cond:
                     self._reporting = False
                     self._cond.notify_all()
-
-
-class _Abandoned(Exception):
-    """Raised out of a retry wait when delivery shuts down."""
-
-
-class _StoppableClock:
-    """The real clock, except that waits end early, with an error, at shutdown."""
-
-    def __init__(self, clock: Clock, abandon: threading.Event) -> None:
-        self._clock = clock
-        self._abandon = abandon
-
-    def monotonic(self) -> float:
-        return self._clock.monotonic()
-
-    def now(self) -> datetime:
-        return self._clock.now()
-
-    def sleep(self, seconds: float) -> None:
-        if self._abandon.wait(max(seconds, 0.0)):
-            raise _Abandoned
 
 
 class _DeliveryEvents:
