@@ -197,12 +197,6 @@ class CircuitBreaker:
         self._notify(transitions)
         return bool(transitions)
 
-    def probe_failed(self) -> None:
-        """A health probe failed: the service is still down, wait a full timeout."""
-        with self._lock:
-            if self._state is CircuitState.OPEN:
-                self._opened_at = self._clock.monotonic()
-
     def _due_locked(self) -> bool:
         elapsed = self._clock.monotonic() - self._opened_at
         return elapsed >= self.settings.recovery_timeout_s

@@ -1,10 +1,11 @@
 """Health monitor: probes services whose breaker is open, on the clock.
 
-A probe is one cheap request to the service's health endpoint. While a breaker is
-OPEN, a probe runs on each health-check tick once the recovery timeout has passed; a
-probe that passes moves the breaker to HALF_OPEN, where a real trial call decides
-whether it closes, and a probe that fails keeps it OPEN for another full timeout. A
-dead service therefore costs one probe per recovery timeout, not a stream of calls.
+A probe is one cheap request to the service's health endpoint. A breaker stays OPEN
+for at least its recovery timeout, leaving a struggling service alone; from then on a
+probe runs on each health-check tick until one passes and moves the breaker to
+HALF_OPEN, where a real trial call decides whether it closes. A dead service costs
+one probe per interval, not a stream of calls, and its recovery is noticed within
+one interval.
 """
 
 from __future__ import annotations
@@ -95,7 +96,6 @@ class HealthMonitor:
                 duration_ms=round(result.latency_ms or 0.0, 1),
             )
         else:
-            breaker.probe_failed()
             self._events.emit(
                 "health_check_failed",
                 service=name,

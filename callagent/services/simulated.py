@@ -9,6 +9,7 @@ the same seed.
 from __future__ import annotations
 
 import random
+import threading
 
 from callagent.clock import Clock
 from callagent.contacts import Contact
@@ -38,24 +39,32 @@ class SimulatedService:
         self._plan = plan
         self._started = clock.monotonic()
         self._latency_rng = random.Random(f"{seed}:{name}:latency")
+        # Worker threads share a service: counters and the generators stay
+        # consistent under the lock (simulate runs one worker, so its order holds).
+        self._lock = threading.Lock()
         self.requests = 0
+        #: Seconds spent answering, the work a benchmark divides among workers.
+        self.busy_s = 0.0
 
     @property
     def name(self) -> str:
         return self._name
 
     def _request(self, *, probe: bool = False) -> None:
-        self.requests += 1
         elapsed = self._clock.monotonic() - self._started
-        fault = self._plan.check(self._name, elapsed, probe=probe)
-        if fault is None:
-            if self._mean_s:
+        with self._lock:
+            self.requests += 1
+            fault = self._plan.check(self._name, elapsed, probe=probe)
+            latency = 0.0
+            if fault is None and self._mean_s:
                 # Uniform around the mean: real providers never answer in lockstep.
-                self._clock.sleep(self._mean_s * (0.5 + self._latency_rng.random()))
-            return
-        if fault.mode is FaultMode.TIMEOUT:
-            self._clock.sleep(self._timeout_s)
-        raise fault_error(self._name, fault.mode)
+                latency = self._mean_s * (0.5 + self._latency_rng.random())
+            elif fault is not None and fault.mode is FaultMode.TIMEOUT:
+                latency = self._timeout_s
+            self.busy_s += latency
+        self._clock.sleep(latency)
+        if fault is not None:
+            raise fault_error(self._name, fault.mode)
 
     def probe(self) -> None:
         self._request(probe=True)
