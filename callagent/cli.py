@@ -30,7 +30,7 @@ from callagent.campaign import Campaign, CampaignInterrupted, Hooks
 from callagent.clock import Clock, SystemClock, VirtualClock
 from callagent.contacts import read_contacts
 from callagent.dashboard import Dashboard
-from callagent.errors import InputError
+from callagent.errors import CallAgentError, InputError
 from callagent.events import format_timestamp
 from callagent.health import ProbeResult
 from callagent.journal import MemoryJournal, SqliteJournal
@@ -509,3 +509,8 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+    except CallAgentError as error:
+        # Expected failures that stop a run midway (the state database failing);
+        # the message names the file, and no traceback reaches the user.
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

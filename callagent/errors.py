@@ -14,7 +14,8 @@
     │       ├── QuotaExceeded         out of credits or quota (service-wide)
     │       └── InvalidPayload        the request itself is wrong (this call only)
     ├── CircuitOpenError              the breaker refused the call, nothing was sent
-    └── InputError                    bad contacts file or settings (exit code 2)
+    ├── InputError                    bad contacts file or settings (exit code 2)
+    └── StorageError                  the state database failed mid-run (disk full)
 
 Adapters translate their transport's errors (httpx, sqlite3, yaml) into this tree at
 the boundary with ``raise ... from exc``; nothing above the adapters sees a foreign
@@ -122,3 +123,11 @@ class CircuitOpenError(CallAgentError):
 
 class InputError(CallAgentError):
     """Bad user input (contacts file, settings, command line): exit code 2."""
+
+
+class StorageError(CallAgentError):
+    """The state database failed while a campaign ran (disk full, locked, corrupt).
+
+    The campaign stops: without its journal it could neither resume nor promise
+    that nobody is dialled twice.
+    """

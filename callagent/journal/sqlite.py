@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Literal, TypedDict
 
 from callagent.contacts import Contact, InvalidRow
-from callagent.errors import InputError
+from callagent.errors import InputError, StorageError
 from callagent.journal.base import ContactState, Job, Stage
 
 if sys.platform != "win32":
@@ -154,7 +154,7 @@ class _Database:
         db = cls(path, connection)
         try:
             db._prepare(synchronous)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StorageError) as exc:
             connection.close()
             raise InputError(f"{path}: cannot use the state database ({exc})") from exc
         except BaseException:
@@ -179,23 +179,37 @@ class _Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Commit what the block did, or roll all of it back."""
+        """Commit what the block did, or roll all of it back.
+
+        sqlite3's errors become StorageError naming the file, so a full disk mid-run
+        is one clear line rather than a traceback.
+        """
         connection = self._connection
         with self.lock:
-            connection.execute("BEGIN IMMEDIATE")
             try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                # A failed COMMIT (disk full) leaves the transaction open; the next
-                # BEGIN would fail on it.
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                    connection.execute("COMMIT")
+                except BaseException:
+                    # A failed COMMIT (disk full) leaves the transaction open; the
+                    # next BEGIN would fail on it.
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(
+                    f"{self.path}: state database error ({exc})"
+                ) from exc
 
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self.lock:
-            return self._connection.execute(sql, params).fetchall()
+            try:
+                return self._connection.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(
+                    f"{self.path}: state database error ({exc})"
+                ) from exc
 
     def close(self) -> None:
         with self.lock:
