@@ -1,56 +1,24 @@
-"""What the HTTP channels share: Retry-After, transport errors, URL checks, redaction.
+"""What the HTTP channels share: transport errors, URL checks, redacted log lines.
 
-Error messages are built from the status, the peer's own error text and the
-exception's class, never from the request: a Telegram bot token travels in the URL
-path, and httpx names the URL in some of its messages and in its INFO log line.
+Redaction and Retry-After parsing are the service adapters' own
+(:mod:`callagent.services.http`). Error messages are built from the status, the
+peer's own error text and the exception's class, never from the request: a Telegram
+bot token travels in the URL path, and httpx names the URL in some of its messages
+and in its INFO log line.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
 from callagent.errors import InputError, NetworkError, ServiceError, ServiceTimeout
-
-#: What a secret becomes wherever text might carry it.
-REDACTED = "***"
+from callagent.services.http import redact
 
 #: Failures httpx raises for a request: its own tree, plus an URL it cannot parse.
 HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty secret replaced."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date.
-
-    Both forms are allowed by RFC 9110 section 10.2.3; an unreadable value is
-    ignored rather than trusted.
-    """
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    return max(seconds, 0.0)
 
 
 def transport_error(
@@ -60,17 +28,14 @@ def transport_error(
     kind = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return ServiceTimeout(channel, f"no answer in time ({kind})", code="timeout")
-    detail = redact(str(exc), secrets)
+    detail = redact(str(exc), tuple(secrets))
     message = f"{kind}: {detail}" if detail else kind
     return NetworkError(channel, message, code="network")
 
 
 def body_excerpt(response: httpx.Response, secrets: Iterable[str] = ()) -> str:
     """The start of a response body, enough to say what the peer objected to."""
-    text = " ".join(response.text.split())
-    if len(text) > 200:
-        text = text[:199] + "…"
-    return redact(text, secrets)
+    return redact(response.text, tuple(secrets))
 
 
 def check_http_url(url: str, key: str) -> None:

@@ -19,7 +19,9 @@ Modelled on Prometheus Alertmanager's grouping. An alert is identified by its la
 Every notification, sent, failed or suppressed, is a line in ``logs/alerts.jsonl``
 and an ``alert_*`` event; a failing channel is logged and never stops the campaign.
 Getting a notification to a live channel (retries, its breaker, a worker thread on
-the real clock) is :mod:`callagent.alerts.delivery`'s job.
+the real clock) is :mod:`callagent.alerts.delivery`'s job. On a virtual clock the
+sends run inline, and their retry waits are spent on a timeline of their own: a dead
+channel must not hold up the simulated calls any more than it holds up real ones.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,7 +37,7 @@ from callagent.alerts.channels import Channel
 from callagent.alerts.delivery import Delivery
 from callagent.alerts.model import Alert, Cause, Notification, Severity
 from callagent.breaker import CircuitState, Transition
-from callagent.clock import Clock
+from callagent.clock import Clock, VirtualClock
 from callagent.errors import ServiceError
 from callagent.events import Emitter, format_timestamp
 from callagent.settings import AlertsSettings, BreakerSettings, RetrySettings
@@ -124,13 +126,15 @@ class AlertManager:
         self.sent = 0
         self.failed = 0
         self.suppressed = 0
+        virtual = isinstance(clock, VirtualClock)
         self._delivery = Delivery(
             channels,
-            clock,
+            _SideTimeline(clock) if virtual else clock,
             events,
             self._delivered,
             retry=retry if retry is not None else RetrySettings(),
             breaker=breaker if breaker is not None else BreakerSettings(),
+            background=not virtual,
             drain_timeout_s=drain_timeout_s,
         )
 
@@ -384,6 +388,31 @@ class AlertManager:
             message=notification.title if error is None else f"{error}",
             alert_channel=channel.name,
         )
+
+
+class _SideTimeline:
+    """A virtual clock's time plus the waits spent on this timeline alone.
+
+    Inline deliveries wait out their backoff here, so the campaign's clock does not
+    move while a dead channel is retried. This timeline never runs behind the
+    campaign's, so the channels' breakers and backoffs on it stay consistent.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._waited = 0.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic() + self._waited
+
+    def now(self) -> datetime:
+        return self._clock.now() + timedelta(seconds=self._waited)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._lock:
+                self._waited += seconds
 
 
 def _still_news(incident: _Incident) -> bool:

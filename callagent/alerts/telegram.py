@@ -21,13 +21,10 @@ from callagent.alerts._http import (
     HTTPX_ERRORS,
     RedactingFilter,
     body_excerpt,
-    parse_retry_after,
-    redact,
     transport_error,
 )
 from callagent.alerts.model import Notification
 from callagent.alerts.render import message_text
-from callagent.clock import SystemClock
 from callagent.errors import (
     AuthenticationFailed,
     InvalidPayload,
@@ -36,6 +33,7 @@ from callagent.errors import (
     ServiceError,
     ServiceUnavailable,
 )
+from callagent.services.http import redact, retry_after_s
 from callagent.settings import TelegramChannel as TelegramConfig
 
 #: Telegram refuses message texts longer than this many characters.
@@ -168,4 +166,4 @@ def _retry_after(parameters: dict[str, Any], response: httpx.Response) -> float 
     value = parameters.get("retry_after")
     if isinstance(value, int | float) and value >= 0:
         return float(value)
-    return parse_retry_after(response.headers.get("retry-after"), SystemClock().now())
+    return retry_after_s(response.headers)

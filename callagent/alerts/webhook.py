@@ -31,7 +31,6 @@ from callagent import __version__
 from callagent.alerts._http import (
     HTTPX_ERRORS,
     body_excerpt,
-    parse_retry_after,
     transport_error,
 )
 from callagent.alerts.model import Notification
@@ -45,6 +44,7 @@ from callagent.errors import (
     ServiceUnavailable,
 )
 from callagent.events import format_timestamp
+from callagent.services.http import retry_after_s
 from callagent.settings import WebhookChannel as WebhookConfig
 
 SECRET_PREFIX = "whsec_"
@@ -169,9 +169,7 @@ class WebhookChannel:
         name = self.name
         status = response.status_code
         detail = body_excerpt(response) or response.reason_phrase
-        retry_after = parse_retry_after(
-            response.headers.get("retry-after"), self._clock.now()
-        )
+        retry_after = retry_after_s(response.headers, now=self._clock.now())
         if status == 429:
             return RateLimited(name, detail, status=status, retry_after=retry_after)
         if status >= 500:
