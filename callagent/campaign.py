@@ -81,7 +81,7 @@ class Campaign:
             log_dir.mkdir(parents=True, exist_ok=True)
             self.event_log = EventLog(log_dir, rotation_mb=settings.logging.rotation_mb)
             self.sheets_log = SheetsLog(log_dir)
-            alert_log = AlertLog(log_dir / "alerts.jsonl")
+            alert_log = AlertLog(log_dir / "alerts.jsonl", run_id=self.run_id)
         except OSError as exc:
             raise InputError(
                 f"logging.dir: cannot write logs to {log_dir} ({exc.strerror})"

@@ -78,7 +78,9 @@ class SheetsLog:
         self._file: IO[str] = self.path.open(
             "a", encoding="utf-8", newline="", buffering=1
         )
-        self._writer = csv.writer(self._file, lineterminator="\n")
+        # "\r\n", as RFC 4180 has it: with a bare "\n" the csv module leaves a lone
+        # "\r" inside a value unquoted, and readers end the row there.
+        self._writer = csv.writer(self._file, lineterminator="\r\n")
         self._lock = threading.Lock()
         if fresh:
             self._writer.writerow(SHEETS_COLUMNS)

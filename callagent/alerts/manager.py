@@ -46,7 +46,8 @@ from callagent.settings import AlertsSettings, BreakerSettings, RetrySettings
 class AlertLog:
     """``logs/alerts.jsonl``: one line per notification, whatever became of it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, run_id: str | None = None) -> None:
+        self._run_id = run_id
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = path.open("a", encoding="utf-8", buffering=1)
         self._lock = threading.Lock()
@@ -62,6 +63,8 @@ class AlertLog:
     ) -> None:
         line: dict[str, Any] = {
             "logged_at": format_timestamp(notification.at),
+            # The file is appended to across runs, as system.log is.
+            "run_id": self._run_id,
             "delivery": delivery,
             "channel": channel,
             "mode": mode,
@@ -127,9 +130,10 @@ class AlertManager:
         self.failed = 0
         self.suppressed = 0
         virtual = isinstance(clock, VirtualClock)
+        send_clock: Clock = _SideTimeline(clock) if virtual else clock
         self._delivery = Delivery(
             channels,
-            _SideTimeline(clock) if virtual else clock,
+            send_clock,
             events,
             self._delivered,
             retry=retry if retry is not None else RetrySettings(),
@@ -413,6 +417,12 @@ class _SideTimeline:
         if seconds > 0:
             with self._lock:
                 self._waited += seconds
+
+    def wait_for(self, event: threading.Event, seconds: float) -> bool:
+        # As on the virtual clock: nothing else moves this timeline, so the wait
+        # is a sleep and the event is looked at when it is over.
+        self.sleep(seconds)
+        return event.is_set()
 
 
 def _still_news(incident: _Incident) -> bool:
