@@ -102,13 +102,22 @@ class Orchestrator:
             if job is not None:
                 self._tick()
                 self._process(job)
-                continue
-            if self._journal.deferred_count() == 0:
+            elif not self._next_round():
                 return
-            if not self._wait_for_services():
-                self.gave_up_waiting = True
-                return
-            self._journal.release_deferred()
+
+    def _next_round(self) -> bool:
+        """The queue is empty: requeue deferred contacts once services admit calls.
+
+        False when the campaign is over: nothing was deferred, or the services did
+        not recover within ``max_wait_s``.
+        """
+        if self._journal.deferred_count() == 0:
+            return False
+        if not self._wait_for_services():
+            self.gave_up_waiting = True
+            return False
+        self._journal.release_deferred()
+        return True
 
     def _run_parallel(self, workers: int) -> None:
         """Up to ``workers`` calls in flight, each on its own thread.
@@ -135,13 +144,8 @@ class Orchestrator:
                         )
                         for future in done:
                             future.result()
-                        continue
-                    if self._journal.deferred_count() == 0:
+                    elif not self._next_round():
                         return
-                    if not self._wait_for_services():
-                        self.gave_up_waiting = True
-                        return
-                    self._journal.release_deferred()
             except BaseException:
                 self._stop.set()
                 self._drain(in_flight)
