@@ -97,6 +97,8 @@ class Dashboard:
         self._opened = dict.fromkeys(services, 0)
         self._recent: deque[Event] = deque(maxlen=recent)
         self._wait: WaitState | None = None
+        #: Calls sleeping out a retry backoff: call id -> (service, clock time due).
+        self._backoffs: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._live: Live | None = None
         self._next_progress_tenth = 1
@@ -108,6 +110,8 @@ class Dashboard:
     def __call__(self, event: Event) -> None:
         if event.service in self._states and event.circuit_state:
             self._states[event.service] = event.circuit_state
+        if event.call_id is not None and self._live_enabled:
+            self._track_backoff(event.call_id, event)
         if event.event == "circuit_opened" and event.service in self._opened:
             self._opened[event.service] += 1
         if event.event not in NOTABLE:
@@ -118,6 +122,16 @@ class Dashboard:
             self._recent.append(event)
         if not self._live_enabled:
             self._print(describe(event))
+
+    def _track_backoff(self, call_id: str, event: Event) -> None:
+        with self._lock:
+            if event.event == "retry_scheduled" and event.service is not None:
+                delay = float(event.extra.get("delay_s", 0.0))
+                due = self._clock.monotonic() + delay
+                self._backoffs[call_id] = (event.service, due)
+            else:
+                # Any later event of the call means its wait is over.
+                self._backoffs.pop(call_id, None)
 
     def on_wait(self, wait: WaitState | None) -> None:
         announce = wait is not None and (
@@ -208,8 +222,19 @@ class Dashboard:
             parts.append(
                 Text(f"\n{wait.reason}: next check in {seconds:.0f} s", style="yellow")
             )
+        now = self._clock.monotonic()
         with self._lock:
             recent = list(self._recent)
+            backoffs = sorted(self._backoffs.items(), key=lambda item: item[1][1])
+        if backoffs and wait is None:
+            parts.append(Text(""))
+        for call_id, (service, due) in backoffs[:3]:
+            parts.append(
+                Text(
+                    f"{call_id}: retrying {service} in {max(due - now, 0.0):.0f} s",
+                    style="yellow",
+                )
+            )
         if recent:
             parts.append(Text("\nRecent events", style="bold"))
             for event in recent:
