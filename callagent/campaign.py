@@ -197,8 +197,11 @@ class Campaign:
         for name, guard in self.guards.items():
             breaker = guard.breaker
             services[name] = ServiceSummary(
-                requests=guard.stats.requests + self._probes_of(name),
-                failures=guard.stats.failures,
+                # Probes are requests too: the report counts what the service saw.
+                requests=guard.stats.requests
+                + self.health.probes_by_service.get(name, 0),
+                failures=guard.stats.failures
+                + self.health.probe_failures_by_service.get(name, 0),
                 retries=guard.stats.retries,
                 times_opened=breaker.times_opened,
                 circuit_state=breaker.state.value,
@@ -226,9 +229,6 @@ class Campaign:
             interrupted=interrupted,
             notes=notes,
         )
-
-    def _probes_of(self, name: str) -> int:
-        return self.health.probes_by_service.get(name, 0)
 
     def close(self) -> None:
         self.alerts.close()

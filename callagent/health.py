@@ -62,6 +62,7 @@ class HealthMonitor:
         self._on_result = on_result
         self._next = clock.monotonic() + interval_s
         self.probes_by_service: dict[str, int] = {}
+        self.probe_failures_by_service: dict[str, int] = {}
 
     def next_due(self) -> float:
         """Clock time of the next tick."""
@@ -96,6 +97,8 @@ class HealthMonitor:
                 duration_ms=round(result.latency_ms or 0.0, 1),
             )
         else:
+            failures = self.probe_failures_by_service
+            failures[name] = failures.get(name, 0) + 1
             self._events.emit(
                 "health_check_failed",
                 service=name,

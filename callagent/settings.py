@@ -196,6 +196,9 @@ class AlertsSettings(_Model):
     unavailable_after_s: Seconds = 300.0
     repeat_interval_s: Seconds = 3600.0
     group_wait_s: Seconds = 30.0
+    #: A breaker that reopens within this long of its incident's last notice is
+    #: flapping: the reopening is not announced until the window has passed.
+    flap_window_s: Seconds = 600.0
     channels: ChannelsSettings = ChannelsSettings()
 
 

@@ -179,6 +179,30 @@ class TestGrouping:
             2430,
         ]
 
+    def test_a_breaker_reopening_every_minute_pages_once_per_flap_window(
+        self, clock: VirtualClock, recorder: Recorder
+    ) -> None:
+        """Open 60 s, closed 1 s, for 30 min: one firing and resolve per 10 min."""
+        rig = Rig(clock, recorder)
+
+        # Each cycle: open at t, trial at t + 60 succeeds, reopen at t + 61.
+        for cycle in range(30):
+            rig.outage(cycle * 61, trials_failing=0)
+        rig.run_until(30 * 61)
+        rig.close()
+
+        firing = rig.sent("email", "firing")
+        # Notices at 30 s (group wait) and 60 s (resolve). The 600 s window then
+        # holds every reopening back until 660 s, when the cycle opened at 610 s is
+        # announced and resolves at 670 s; the next window ends at 1270 s.
+        assert [(n.at - VIRTUAL_EPOCH).total_seconds() for n in firing] == [
+            30, 660, 1270,
+        ]  # fmt: skip
+        assert len(rig.sent("email", "resolved")) == 3
+        assert rig.manager.suppressed == 30 - 3
+        reasons = {line["error"] for line in log_lines() if line["delivery"] != "sent"}
+        assert reasons == {"flapping: reopened soon after its last notice"}
+
     def test_a_flap_inside_the_group_wait_pages_nobody(
         self, clock: VirtualClock, recorder: Recorder
     ) -> None:

@@ -10,6 +10,10 @@ Modelled on Prometheus Alertmanager's grouping. An alert is identified by its la
   only if more calls failed since;
 - a service down for ``unavailable_after_s`` raises one more incident, once per
   outage;
+- an incident that starts again within ``flap_window_s`` of its last notification
+  (a breaker that keeps reopening, say because one endpoint of a service refuses
+  the key) waits until that window has passed: a flapping service pages a few times
+  an hour, not once a minute;
 - when the service's breaker closes, its incidents resolve and channels that want it
   (``send_resolved``) get a resolve notice; an incident that outlived its group wait
   but had not been sent yet is sent first, so no resolve arrives for an unheard alert;
@@ -83,6 +87,9 @@ class _Incident:
     alert: Alert
     opened: float
     last_sent: float | None = None
+    #: Not announced before this clock time: the same incident was notified too
+    #: recently, and a breaker that keeps reopening must not page every time.
+    not_before: float = 0.0
     #: ``alert.affected_calls`` when it was last sent.
     affected_when_sent: int = 0
 
@@ -123,6 +130,8 @@ class AlertManager:
         self._events = events
         self._log = log
         self._incidents: dict[str, _Incident] = {}
+        #: When each fingerprint was last notified, firing or resolved.
+        self._last_notified: dict[str, float] = {}
         self._outages: dict[str, _Outage] = {}
         self._lock = threading.RLock()
         self._count_lock = threading.Lock()
@@ -212,9 +221,14 @@ class AlertManager:
         with self._lock:
             incident = self._incidents.get(alert.fingerprint)
             if incident is None:
-                self._incidents[alert.fingerprint] = _Incident(alert, now)
-                if self._settings.group_wait_s == 0:
-                    self._notify(self._incidents[alert.fingerprint], "firing")
+                last = self._last_notified.get(alert.fingerprint)
+                not_before = (
+                    last + self._settings.flap_window_s if last is not None else 0.0
+                )
+                incident = _Incident(alert, now, not_before=not_before)
+                self._incidents[alert.fingerprint] = incident
+                if self._settings.group_wait_s == 0 and now >= not_before:
+                    self._notify(incident, "firing")
                 return
             if cause is Cause.CALL_FAILED:
                 incident.alert.affected_calls += 1
@@ -239,12 +253,14 @@ class AlertManager:
                     continue
                 del self._incidents[key]
                 if incident.last_sent is None:
-                    if now - incident.opened < self._settings.group_wait_s:
+                    flapping = now < incident.not_before
+                    if flapping or now - incident.opened < self._settings.group_wait_s:
                         alert.resolved_at = self._clock.now()
-                        body = "Recovered before the group wait ended: not sent."
+                        body = "Recovered before it was announced: not sent."
+                        reason = "flapping: reopened soon after its last notice"
                         self._suppress(
                             Notification.of(alert, "resolved", body, alert.resolved_at),
-                            "flap",
+                            reason if flapping else "flap",
                         )
                         continue
                     # Nothing ticked since its group wait ended: say it fired first,
@@ -269,7 +285,7 @@ class AlertManager:
                     self._fire_unavailable(service, outage, down_for)
             for incident in list(self._incidents.values()):
                 if incident.last_sent is None:
-                    if now - incident.opened >= self._settings.group_wait_s:
+                    if now >= self._first_due(incident):
                         self._notify(incident, "firing")
                 elif (
                     now - incident.last_sent >= self._settings.repeat_interval_s
@@ -286,12 +302,15 @@ class AlertManager:
                     candidates.append(outage.since + self._settings.unavailable_after_s)
             for incident in self._incidents.values():
                 if incident.last_sent is None:
-                    candidates.append(incident.opened + self._settings.group_wait_s)
+                    candidates.append(self._first_due(incident))
                 elif _still_news(incident):
                     candidates.append(
                         incident.last_sent + self._settings.repeat_interval_s
                     )
         return min(candidates) if candidates else None
+
+    def _first_due(self, incident: _Incident) -> float:
+        return max(incident.opened + self._settings.group_wait_s, incident.not_before)
 
     def flush(self) -> None:
         """The campaign is over: send incidents still inside their group wait.
@@ -329,6 +348,7 @@ class AlertManager:
 
     def _notify(self, incident: _Incident, status: str) -> None:
         incident.last_sent = self._clock.monotonic()
+        self._last_notified[incident.alert.fingerprint] = incident.last_sent
         incident.affected_when_sent = incident.alert.affected_calls
         alert = incident.alert
         at = alert.resolved_at if status == "resolved" and alert.resolved_at else None
