@@ -1,57 +1,35 @@
-"""The ``callagent`` command line.
+"""The ``callagent`` command line: its commands and options.
 
 Exit codes (a contract scripts rely on): 0 every valid contact completed (for
 ``health``: every service healthy); 1 the campaign finished with failed, deferred or
 interrupted contacts (or a service is unhealthy); 2 bad input or usage, nothing was
 called; 130 interrupted by Ctrl-C after the journal and logs were flushed.
+
+Each command's body is in :mod:`callagent.commands`; this module only declares them.
 """
 
 from __future__ import annotations
 
-import json
-import signal
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 from loguru import logger
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from callagent import __version__, healthcheck
-from callagent.alerts import send_test
-from callagent.breaker import Transition
-from callagent.campaign import Campaign, CampaignInterrupted, Hooks
-from callagent.clock import Clock, SystemClock, VirtualClock
-from callagent.contacts import read_contacts
-from callagent.dashboard import Dashboard
-from callagent.errors import CallAgentError, InputError
-from callagent.events import format_timestamp
-from callagent.health import ProbeResult
-from callagent.journal import MemoryJournal, SqliteJournal
-from callagent.loading import load_into_memory, load_into_sqlite
-from callagent.report import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, Report
-from callagent.services.factory import build_services
-from callagent.services.simulated import simulated_services
-from callagent.settings import (
-    SERVICE_NAMES,
-    Settings,
-    load_settings,
-    resolve_settings_path,
-)
+from callagent import __version__
+from callagent.commands.alerts import alerts_test as _alerts_test
+from callagent.commands.health import health as _health
+from callagent.commands.run import run as _run
+from callagent.commands.simulate import simulate as _simulate
+from callagent.errors import CallAgentError
+from callagent.report import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from callagent.simulation import (
     DEFAULT_CONTACTS,
     DEFAULT_ERROR_RATE,
     DEFAULT_LIVE_SPEED,
     DEFAULT_OUTAGE_START_S,
     FaultOptions,
-    build_fault_plan,
-    synthetic_contacts,
 )
 
 app = typer.Typer(
@@ -59,6 +37,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Error recovery and resilience for AI call agents.",
 )
+alerts_app = typer.Typer(help="Alert channels.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 SettingsOption = Annotated[
     Path | None,
@@ -97,45 +77,67 @@ def _main(
     """Error recovery and resilience for AI call agents."""
 
 
-def _settings(path: Path | None) -> Settings:
-    return load_settings(resolve_settings_path(path))
+@app.command()
+def run(
+    contacts: Annotated[
+        Path,
+        typer.Argument(help="Contacts CSV with a phone column (UTF-8, header row)."),
+    ],
+    settings_path: SettingsOption = None,
+    campaign_name: Annotated[
+        str | None,
+        typer.Option(
+            "--campaign",
+            help="Campaign name in the journal. Default: the contacts file's stem.",
+            show_default=False,
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Start the campaign over, forgetting its state."),
+    ] = False,
+    redial_interrupted: Annotated[
+        bool,
+        typer.Option(
+            "--redial-interrupted",
+            help="Call again contacts whose call was cut off after dialling.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Calls in flight at once. Default: campaign.workers from settings.",
+            show_default=False,
+        ),
+    ] = None,
+    json_report: JsonReportOption = None,
+    no_live: NoLiveOption = False,
+) -> None:
+    """Call every contact of CONTACTS, resuming the campaign if it ran before."""
+    _run(
+        contacts=contacts,
+        settings_path=settings_path,
+        campaign_name=campaign_name,
+        fresh=fresh,
+        redial_interrupted=redial_interrupted,
+        workers=workers,
+        json_report=json_report,
+        no_live=no_live,
+    )
 
 
-def _fail_input(console: Console, error: InputError) -> typer.Exit:
-    console.print(f"error: {error}", markup=False, highlight=False)
-    return typer.Exit(EXIT_INPUT)
-
-
-def _write_json_report(report: Report, path: Path | None) -> None:
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"--json-report {path}: cannot write ({exc.strerror})"
-        ) from exc
-
-
-def _run_campaign(campaign: Campaign) -> Report:
-    """Run to the end or to Ctrl-C; either way the books are closed."""
-    try:
-        return campaign.run()
-    except CampaignInterrupted as stop:
-        return stop.report
-    finally:
-        campaign.close()
-
-
-def _conclude(console: Console, report: Report, json_report: Path | None) -> None:
-    """Print and save the report, then exit with its code."""
-    console.print(report.render())
-    try:
-        _write_json_report(report, json_report)
-    except InputError as error:
-        raise _fail_input(console, error) from None
-    raise typer.Exit(report.exit_code())
+@app.command()
+def health(
+    settings_path: SettingsOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print only the JSON document on stdout."),
+    ] = False,
+) -> None:
+    """Probe every configured service once; exit 1 if any is unhealthy."""
+    _health(settings_path=settings_path, as_json=as_json)
 
 
 @app.command()
@@ -194,249 +196,21 @@ def simulate(
     json_report: JsonReportOption = None,
     no_live: NoLiveOption = False,
 ) -> None:
-    """Run a campaign against simulated services on a virtual clock."""
-    console = Console()
-    try:
-        # One call at a time: with a virtual clock, threads would make the order of
-        # events, and so the seed's promise, depend on the scheduler.
-        settings = _settings(settings_path).with_workers(1)
-        options = FaultOptions(tuple(fail or ()), outage_start, outage, error_rate)
-        plan = build_fault_plan(options, seed=seed)
-        if speed is not None and speed <= 0:
-            raise InputError("--speed: must be > 0")
-    except InputError as error:
-        raise _fail_input(console, error) from None
+    """Run a campaign against simulated services on a virtual clock.
 
-    live = console.is_terminal and not no_live
-    pace = speed if speed is not None else (DEFAULT_LIVE_SPEED if live else None)
-    start = datetime.now(UTC).replace(microsecond=0)
-    clock = VirtualClock(start, pace=pace if live or speed is not None else None)
-    journal = MemoryJournal(contacts_file.stem if contacts_file else "simulation")
-    try:
-        reader = (
-            read_contacts(
-                contacts_file, default_region=settings.contacts.default_region
-            )
-            if contacts_file is not None
-            else None
-        )
-        if reader is None:
-            journal.add_contacts(synthetic_contacts(contacts))
-    except InputError as error:
-        raise _fail_input(console, error) from None
-
-    services = simulated_services(settings, clock, plan, seed=seed)
-    dashboard = Dashboard(
-        console, live=live, clock=clock, counts=journal.counts, services=SERVICE_NAMES
+    Calls run one at a time whatever campaign.workers says, so the same seed and
+    settings give the same events.
+    """
+    _simulate(
+        faults=FaultOptions(tuple(fail or ()), outage_start, outage, error_rate),
+        contacts=contacts,
+        contacts_file=contacts_file,
+        seed=seed,
+        speed=speed,
+        settings_path=settings_path,
+        json_report=json_report,
+        no_live=no_live,
     )
-    hooks = Hooks(subscribers=[dashboard], on_wait=dashboard.on_wait)
-    try:
-        campaign = Campaign(
-            command="simulate",
-            settings=settings,
-            clock=clock,
-            journal=journal,
-            services=services,
-            seed=seed,
-            hooks=hooks,
-        )
-    except InputError as error:
-        services.close()
-        raise _fail_input(console, error) from None
-    if reader is not None:
-        try:
-            load_into_memory(journal, reader, campaign.events)
-        except InputError as error:
-            campaign.close()
-            raise _fail_input(console, error) from None
-    with _stop_on_sigterm(), dashboard:
-        report = _run_campaign(campaign)
-    _conclude(console, report, json_report)
-
-
-@app.command()
-def run(
-    contacts: Annotated[
-        Path,
-        typer.Argument(help="Contacts CSV with a phone column (UTF-8, header row)."),
-    ],
-    settings_path: SettingsOption = None,
-    campaign_name: Annotated[
-        str | None,
-        typer.Option(
-            "--campaign",
-            help="Campaign name in the journal. Default: the contacts file's stem.",
-            show_default=False,
-        ),
-    ] = None,
-    fresh: Annotated[
-        bool,
-        typer.Option("--fresh", help="Start the campaign over, forgetting its state."),
-    ] = False,
-    redial_interrupted: Annotated[
-        bool,
-        typer.Option(
-            "--redial-interrupted",
-            help="Call again contacts whose call was cut off after dialling.",
-        ),
-    ] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            help="Calls in flight at once. Default: campaign.workers from settings.",
-            show_default=False,
-        ),
-    ] = None,
-    json_report: JsonReportOption = None,
-    no_live: NoLiveOption = False,
-) -> None:
-    """Call every contact of CONTACTS, resuming the campaign if it ran before."""
-    console = Console()
-    clock = SystemClock()
-    try:
-        settings = _settings(settings_path)
-        if workers is not None:
-            settings = settings.with_workers(workers)
-        reader = read_contacts(
-            contacts, default_region=settings.contacts.default_region
-        )
-        services = build_services(settings, clock)
-    except InputError as error:
-        raise _fail_input(console, error) from None
-    try:
-        journal = SqliteJournal.open(
-            settings.storage.path,
-            campaign_name or contacts.stem,
-            fresh=fresh,
-            redial_interrupted=redial_interrupted,
-        )
-    except InputError as error:
-        services.close()
-        raise _fail_input(console, error) from None
-
-    live = console.is_terminal and not no_live
-    dashboard = Dashboard(
-        console, live=live, clock=clock, counts=journal.counts, services=SERVICE_NAMES
-    )
-    hooks = Hooks(
-        subscribers=[dashboard],
-        on_transition=[_persist_transition(journal, clock)],
-        on_probe=_persist_probe(journal, clock),
-        on_wait=dashboard.on_wait,
-    )
-    try:
-        campaign = Campaign(
-            command="run",
-            settings=settings,
-            clock=clock,
-            journal=journal,
-            services=services,
-            hooks=hooks,
-        )
-    except InputError as error:
-        services.close()
-        journal.close()
-        raise _fail_input(console, error) from None
-    try:
-        load_into_sqlite(journal, reader, campaign.events)
-    except InputError as error:
-        _close_run(campaign, journal)
-        raise _fail_input(console, error) from None
-
-    if journal.is_complete():
-        report = campaign.report()
-        _close_run(campaign, journal)
-        _say_complete(console, journal.campaign, report)
-        _conclude(console, report, json_report)
-    with _stop_on_sigterm(), dashboard:
-        try:
-            report = _run_campaign(campaign)
-        finally:
-            journal.close()
-    _conclude(console, report, json_report)
-
-
-def _close_run(campaign: Campaign, journal: SqliteJournal) -> None:
-    campaign.close()
-    journal.close()
-
-
-def _say_complete(console: Console, name: str, report: Report) -> None:
-    contacts = report.contacts
-    detail = ", ".join(
-        f"{contacts[key]} {key}"
-        for key in ("completed", "failed", "invalid", "interrupted")
-        if contacts[key]
-    )
-    console.print(
-        f"Campaign {name!r} is already complete ({detail}): nobody to call. "
-        "Use --fresh to start it over"
-        + (", or --redial-interrupted." if contacts["interrupted"] else "."),
-        markup=False,
-        highlight=False,
-    )
-
-
-def _persist_transition(
-    journal: SqliteJournal, clock: Clock
-) -> Callable[[Transition], None]:
-    def save(transition: Transition) -> None:
-        journal.status.save_breaker_state(
-            transition.service, transition.new.value, format_timestamp(clock.now())
-        )
-
-    return save
-
-
-def _persist_probe(
-    journal: SqliteJournal, clock: Clock
-) -> Callable[[ProbeResult], None]:
-    def save(result: ProbeResult) -> None:
-        journal.status.save_health(
-            result.service,
-            result.healthy,
-            result.latency_ms,
-            result.error,
-            format_timestamp(clock.now()),
-        )
-
-    return save
-
-
-@app.command()
-def health(
-    settings_path: SettingsOption = None,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", help="Print only the JSON document on stdout."),
-    ] = False,
-) -> None:
-    """Probe every configured service once; exit 1 if any is unhealthy."""
-    console = Console()
-    clock = SystemClock()
-    try:
-        settings = _settings(settings_path)
-        services = build_services(settings, clock)
-    except InputError as error:
-        raise _fail_input(console, error) from None
-    try:
-        checks = healthcheck.check_services(
-            services, clock, state_db=Path(settings.storage.path)
-        )
-    finally:
-        services.close()
-    if as_json:
-        typer.echo(json.dumps(healthcheck.as_json(checks), indent=2))
-    else:
-        console.print(healthcheck.render(checks))
-    healthy = all(check.probe.healthy for check in checks)
-    raise typer.Exit(EXIT_OK if healthy else 1)
-
-
-alerts_app = typer.Typer(help="Alert channels.", no_args_is_help=True)
-app.add_typer(alerts_app, name="alerts")
 
 
 @alerts_app.command("test")
@@ -452,52 +226,7 @@ def alerts_test(
     settings_path: SettingsOption = None,
 ) -> None:
     """Send one test notification through each configured channel."""
-    console = Console()
-    try:
-        settings = _settings(settings_path)
-        results = send_test(settings, channel=channel)
-    except InputError as error:
-        raise _fail_input(console, error) from None
-    table = Table(title="Alert channel test", title_justify="left")
-    for column in ("Channel", "Mode", "Delivered", "Time", "Error"):
-        table.add_column(column, justify="right" if column == "Time" else "left")
-    for result in results:
-        table.add_row(
-            result.channel,
-            result.mode,
-            Text("yes", style="green")
-            if result.delivered
-            else Text("no", style="bold red"),
-            f"{result.duration_ms:.0f} ms",
-            Text(result.error or "", overflow="fold"),
-        )
-    console.print(table)
-    if any(result.mode == "mock" for result in results):
-        console.print(
-            "mock channels wrote their notification to "
-            f"{Path(settings.logging.dir) / 'alerts.jsonl'}; nothing was sent.",
-            markup=False,
-            highlight=False,
-        )
-    raise typer.Exit(EXIT_OK if all(r.delivered for r in results) else 1)
-
-
-class _SigtermAsInterrupt:
-    """SIGTERM stops a campaign the way Ctrl-C does: books closed, exit 130."""
-
-    def __enter__(self) -> None:
-        self._previous = signal.signal(signal.SIGTERM, self._raise)
-
-    @staticmethod
-    def _raise(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
-
-
-def _stop_on_sigterm() -> _SigtermAsInterrupt:
-    return _SigtermAsInterrupt()
+    _alerts_test(channel=channel, settings_path=settings_path)
 
 
 def main() -> None:
@@ -513,4 +242,4 @@ def main() -> None:
         # Expected failures that stop a run midway (the state database failing);
         # the message names the file, and no traceback reaches the user.
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)

@@ -1,0 +1,1 @@
+"""The bodies of the ``callagent`` commands; :mod:`callagent.cli` declares them."""
