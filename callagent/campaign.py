@@ -27,6 +27,7 @@ from callagent.report import Report, ServiceSummary
 from callagent.retry import Guard
 from callagent.services.base import ServiceSet
 from callagent.settings import SERVICE_NAMES, Settings
+from callagent.sheets_upload import SheetUploader, build_sheet_uploader
 
 _TRANSITION_EVENTS = {
     CircuitState.OPEN: ("circuit_opened", "ERROR"),
@@ -76,6 +77,12 @@ class Campaign:
         self.breakers = BreakerRegistry(settings.breaker_for, clock)
         self.events = EventBus(clock, self.run_id, self._state_of)
 
+        # Built before any log file is opened: a missing extra or key file is an
+        # InputError that leaves nothing half-open.
+        sheets = settings.logging.google_sheets
+        self.sheet_upload: SheetUploader | None = (
+            build_sheet_uploader(sheets) if sheets is not None else None
+        )
         log_dir = Path(settings.logging.dir)
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -83,11 +90,15 @@ class Campaign:
             self.sheets_log = SheetsLog(log_dir)
             alert_log = AlertLog(log_dir / "alerts.jsonl", run_id=self.run_id)
         except OSError as exc:
+            if self.sheet_upload is not None:
+                self.sheet_upload.close()
             raise InputError(
                 f"logging.dir: cannot write logs to {log_dir} ({exc.strerror})"
             ) from exc
         self.events.subscribe(self.event_log)
         self.events.subscribe(self.sheets_log)
+        if self.sheet_upload is not None:
+            self.events.subscribe(self.sheet_upload)
         for subscriber in hooks.subscribers:
             self.events.subscribe(subscriber)
 
@@ -234,6 +245,9 @@ class Campaign:
         self.alerts.close()
         self.event_log.close()
         self.sheets_log.close()
+        if self.sheet_upload is not None:
+            # After the alerts: their delivery failures at close are rows too.
+            self.sheet_upload.close()
         self.services.close()
 
 

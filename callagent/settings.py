@@ -150,10 +150,31 @@ class StorageSettings(_Model):
     path: str = ".callagent/state.db"
 
 
+class GoogleSheetsSettings(_Model):
+    """Also append the Sheets rows to a Google spreadsheet (needs callagent[sheets])."""
+
+    #: The spreadsheet's id, as in its URL: docs.google.com/spreadsheets/d/<key>/.
+    spreadsheet_key: str = Field(min_length=1)
+    #: The tab rows go to; created, with the header row, when missing.
+    worksheet: str = Field("callagent", min_length=1)
+    #: The variable holding the path of the service account's JSON key file.
+    credentials_env: str = Field("GOOGLE_APPLICATION_CREDENTIALS", min_length=1)
+    #: Rows per append request; the Sheets API allows 60 writes a minute per user.
+    batch_size: int = Field(500, ge=1, le=10_000)
+    #: A partial batch is sent this long after its first row.
+    flush_interval_s: float = Field(5.0, gt=0)
+    #: Rows waiting at most; past it the oldest are dropped, and counted.
+    queue_size: int = Field(10_000, ge=1)
+    #: How long the end of a run waits for the rows still queued.
+    drain_timeout_s: Seconds = 10.0
+
+
 class LoggingSettings(_Model):
     dir: str = "logs"
     #: Rotate logs/system.log when it passes this size.
     rotation_mb: float = Field(50.0, gt=0)
+    #: Off unless set: append the Sheets rows to a Google Sheet as well.
+    google_sheets: GoogleSheetsSettings | None = None
 
 
 class EmailChannel(_Model):
