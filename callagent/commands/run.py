@@ -59,6 +59,7 @@ def run(
             campaign_name or contacts.stem,
             fresh=fresh,
             redial_interrupted=redial_interrupted,
+            synchronous=settings.storage.synchronous,
         )
     except InputError as error:
         services.close()
