@@ -125,6 +125,7 @@ def _say_complete(console: Console, name: str, report: Report) -> None:
         f"Use --fresh to start it over{hint}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 
