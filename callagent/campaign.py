@@ -173,7 +173,7 @@ class Campaign:
         )
 
     def run(self) -> Report:
-        """Run to the end; on Ctrl-C, finish the books and re-raise."""
+        """Run to the end; on Ctrl-C, close the books and raise CampaignInterrupted."""
         total = sum(self.journal.counts().values())
         self.events.emit(
             "campaign_started",
