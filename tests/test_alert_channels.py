@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -53,7 +52,7 @@ from callagent.settings import (
 )
 from callagent.settings import TelegramChannel as TelegramConfig
 from callagent.settings import WebhookChannel as WebhookConfig
-from tests.conftest import Recorder
+from tests.conftest import Recorder, free_port
 
 TOKEN = "7000000001:AAE-token-that-must-never-leak_x9"
 SECRET = "whsec_" + base64.b64encode(b"k" * 24 + b"never-leak").decode()
@@ -71,28 +70,6 @@ def notification(status: str = "firing") -> Notification:
     )
     body = "Calls that need elevenlabs are deferred.\nCalls affected: 3"
     return Notification.of(alert, status, body, VIRTUAL_EPOCH + timedelta(minutes=2))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on: connections are refused."""
-    return free_port()
-
-
-@pytest.fixture
-def stalled_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never says a word."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
 
 
 class Inbox:

@@ -6,8 +6,6 @@ import base64
 import itertools
 import json
 import logging
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,23 +129,6 @@ def _down() -> ServiceUnavailable:
 
 def log_lines() -> list[dict[str, Any]]:
     return [json.loads(line) for line in LOG.read_text(encoding="utf-8").splitlines()]
-
-
-@pytest.fixture
-def stalled_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never says a word."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 class TestGrouping:

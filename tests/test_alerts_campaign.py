@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections import Counter
@@ -38,6 +37,7 @@ from callagent.services.faults import Fault, FaultMode, FaultPlan
 from callagent.services.simulated import simulated_services
 from callagent.settings import parse_settings
 from callagent.simulation import synthetic_contacts
+from tests.conftest import free_port
 
 TOKEN = "7000000042:AAH-campaign-token-never-logged_z3"
 SECRET_KEY = b"campaign-webhook-key-never-logged"
@@ -95,28 +95,6 @@ def httpserver(httpserver: HTTPServer) -> Iterator[HTTPServer]:
     """pytest-httpserver's loopback server, failing the test on an unplanned request."""
     yield httpserver
     httpserver.check_assertions()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on: connections are refused."""
-    return free_port()
-
-
-@pytest.fixture
-def stalled_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(32)
-        yield listener.getsockname()[1]
 
 
 class Inbox:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.conftest import free_port
 from tests.test_e2e_real_adapters import (
     CONSOLE_ENV,
     Providers,
@@ -94,13 +94,6 @@ def stall() -> Iterator[Stall]:
     fault = Stall()
     yield fault
     fault.release()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # How each provider would quote a key back, at its worst.
@@ -180,7 +173,7 @@ def elevenlabs_timeout_on_url_with_key(
 def hubspot_refused_on_url_with_token(
     providers: Providers, stall: Stall
 ) -> dict[str, Any]:
-    base_url = f"http://127.0.0.1:{closed_port()}/{HUB}/api"
+    base_url = f"http://127.0.0.1:{free_port()}/{HUB}/api"
     return {"services": {"crm": {"base_url": base_url}}}
 
 
@@ -299,7 +292,7 @@ def test_live_alert_channels_leave_no_secret(
     providers.llm.fault = openai_quotes_key
     channels = {
         "telegram": {"mode": "live", "base_url": httpserver.url_for("/").rstrip("/")},
-        "webhook": {"mode": "live", "url": f"http://127.0.0.1:{closed_port()}/hook"},
+        "webhook": {"mode": "live", "url": f"http://127.0.0.1:{free_port()}/hook"},
     }
 
     process = run_failing(tmp_path, providers, {"alerts": {"channels": channels}})
@@ -317,7 +310,7 @@ def break_every_probe(providers: Providers) -> dict[str, Any]:
     providers.llm.fault = openai_quotes_key
     providers.elevenlabs.prefix = f"/{ELEVEN_KEY}"
     providers.elevenlabs.fault = elevenlabs_quotes_key
-    base_url = f"http://127.0.0.1:{closed_port()}/{HUB}"
+    base_url = f"http://127.0.0.1:{free_port()}/{HUB}"
     return {"services": {"crm": {"base_url": base_url}}}
 
 
