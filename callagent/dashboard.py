@@ -266,5 +266,6 @@ def _summary(counts: dict[ContactState, int]) -> str:
         ContactState.DEFERRED,
         ContactState.INVALID,
         ContactState.PENDING,
+        ContactState.IN_PROGRESS,
     )
     return "  ".join(f"{state.value} {counts.get(state, 0)}" for state in shown)

@@ -90,7 +90,7 @@ class TestPlainLines:
         assert sum("progress" in line for line in lines) == 10
         assert (
             lines[0] == "09:00:00 progress 2/20 completed 2  failed 0  deferred 0"
-            "  invalid 0  pending 18"
+            "  invalid 0  pending 18  in_progress 0"
         )
         assert lines[-1] == "09:00:00 circuit_opened llm - auth"
         assert not any("call_started" in line for line in lines)
