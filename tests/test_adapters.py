@@ -26,12 +26,14 @@ from callagent.clock import VirtualClock
 from callagent.contacts import Contact
 from callagent.errors import (
     AuthenticationFailed,
+    InputError,
     InvalidPayload,
     NetworkError,
     RateLimited,
     ServiceError,
     ServiceTimeout,
     ServiceUnavailable,
+    StorageError,
 )
 from callagent.services.base import CallOutcome, CrmRecord, Speech
 from callagent.services.elevenlabs import ElevenLabsTts
@@ -215,6 +217,29 @@ class TestElevenLabs:
         assert speech == Speech(bytes_=13, path=str(target))
         assert target.read_bytes() == b"ID3-mp3-bytes"
         assert list(target.parent.iterdir()) == [target]
+
+    def test_unwritable_output_dir_is_an_input_error(
+        self, build: Build, tmp_path: Path
+    ) -> None:
+        """A file where the audio directory should be stops before any call."""
+        blocker = tmp_path / "blocked"
+        blocker.write_text("not a directory", encoding="utf-8")
+        with pytest.raises(InputError, match=r"services\.elevenlabs\.output_dir"):
+            build("elevenlabs", output_dir=str(blocker / "audio"))
+
+    def test_audio_that_cannot_be_written_stops_the_campaign(
+        self, httpserver: HTTPServer, build: Build, tmp_path: Path
+    ) -> None:
+        """A local write failure is a StorageError naming the file, not a retry."""
+        httpserver.expect_request(f"/v1/text-to-speech/{VOICE}").respond_with_data(
+            b"mp3", content_type="audio/mpeg"
+        )
+        tts = build("elevenlabs")
+        # A directory where the partial file goes makes the write fail.
+        (tmp_path / "audio" / "CALL_000009.mp3.part").mkdir(parents=True)
+
+        with pytest.raises(StorageError, match=r"CALL_000009\.mp3: cannot write"):
+            tts.synthesize("CALL_000009", "Hi.")
 
     def test_model_from_settings(self, httpserver: HTTPServer, build: Build) -> None:
         """The model_id sent is the one settings name."""

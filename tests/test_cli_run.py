@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner, Result
 
 from callagent.cli import app
@@ -490,3 +491,32 @@ class TestStopSignals:
         }
         assert len(expected) == final["completed"]
         assert set(completed_masks) == expected
+
+
+class TestStorageFailure:
+    def test_audio_that_cannot_be_written_stops_the_run_with_one_line(
+        self, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A local disk failure ends the run: exit 1, one error line, nobody lost."""
+        monkeypatch.setenv("ELEVENLABS_API_KEY", "el-test-key")
+        httpserver.expect_request("/v1/text-to-speech/v1").respond_with_data(
+            b"mp3", content_type="audio/mpeg"
+        )
+        base = httpserver.url_for("").rstrip("/")
+        write_settings(
+            INSTANT.replace(
+                "elevenlabs: {latency_ms: 0}",
+                f"elevenlabs: {{provider: elevenlabs, base_url: '{base}', "
+                "voice_id: v1, output_dir: audio}",
+            )
+        )
+        # The first call's partial file cannot be created: a directory is in the way.
+        Path("audio/CALL_000001.mp3.part").mkdir(parents=True)
+
+        result = invoke(copy_sample(), "--settings", "settings.yaml", "--no-live")
+
+        assert result.exit_code == 1
+        assert "error: audio/CALL_000001.mp3: cannot write audio" in result.output
+        assert no_traceback(result)
+        states = Counter(state for state, _ in contact_states("contacts").values())
+        assert states == {"pending": SAMPLE_ROWS}

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 
 from callagent.campaign import Campaign, CampaignInterrupted
-from callagent.errors import InputError
-from callagent.report import EXIT_INPUT, Report
+from callagent.errors import CallAgentError, InputError, StorageError
+from callagent.report import EXIT_INCOMPLETE, EXIT_INPUT, Report
 from callagent.settings import Settings, load_settings, resolve_settings_path
 
 
@@ -24,19 +24,30 @@ def settings_from(path: Path | None) -> Settings:
 
 def input_failure(error: InputError) -> typer.Exit:
     """Say what is wrong on stderr, in one line; the exit to raise (code 2)."""
+    _say_error(error)
+    return typer.Exit(EXIT_INPUT)
+
+
+def _say_error(error: CallAgentError) -> None:
     # soft_wrap: one line whatever the terminal width, so a script can read it.
     Console(stderr=True).print(
         f"error: {error}", markup=False, highlight=False, soft_wrap=True
     )
-    return typer.Exit(EXIT_INPUT)
 
 
 def run_campaign(campaign: Campaign) -> Report:
-    """Run to the end or to Ctrl-C; either way the books are closed."""
+    """Run to the end or to Ctrl-C; either way the books are closed.
+
+    A failure of our own storage (the journal, the audio directory) stops the run
+    with one line and exit code 1: going on would lose what it could not write.
+    """
     try:
         return campaign.run()
     except CampaignInterrupted as stop:
         return stop.report
+    except StorageError as error:
+        _say_error(error)
+        raise typer.Exit(EXIT_INCOMPLETE) from None
     finally:
         campaign.close()
 

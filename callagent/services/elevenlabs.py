@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from callagent.clock import Clock
-from callagent.errors import InvalidPayload
+from callagent.errors import InputError, InvalidPayload, StorageError
 from callagent.services.base import Speech
 from callagent.services.classify import classify_elevenlabs
 from callagent.services.http import HttpService, malformed
@@ -35,6 +35,15 @@ class ElevenLabsTts(HttpService):
         self._voice = quote(settings.voice_id or "", safe="")
         self._model = settings.model or DEFAULT_MODEL
         self._output_dir = Path(settings.output_dir)
+        # Found before the first call, like an unwritable log directory: otherwise
+        # every contact would be called, charged, and its audio lost.
+        try:
+            self._output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"services.{name}.output_dir: cannot create {self._output_dir} "
+                f"({exc.strerror})"
+            ) from exc
 
     def synthesize(self, call_id: str, text: str) -> Speech:
         target = self._output_path(call_id)
@@ -50,7 +59,14 @@ class ElevenLabsTts(HttpService):
         if not audio or not kind.startswith(("audio/", "application/octet-stream")):
             raise malformed(self.name, response.status_code)
 
-        _write_atomically(target, audio)
+        try:
+            _write_atomically(target, audio)
+        except OSError as exc:
+            # Our disk, not the service: a full disk fails every call alike, so the
+            # campaign stops with one line instead of charging for lost audio.
+            raise StorageError(
+                f"{target}: cannot write audio ({exc.strerror})"
+            ) from exc
         return Speech(bytes_=len(audio), path=str(target))
 
     def probe(self) -> None:
