@@ -8,16 +8,11 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -52,7 +47,8 @@ from callagent.settings import (
 )
 from callagent.settings import TelegramChannel as TelegramConfig
 from callagent.settings import WebhookChannel as WebhookConfig
-from tests.conftest import Recorder, free_port
+from tests.conftest import Recorder
+from tests.smtp_peer import Inbox, smtp_server
 
 TOKEN = "7000000001:AAE-token-that-must-never-leak_x9"
 SECRET = "whsec_" + base64.b64encode(b"k" * 24 + b"never-leak").decode()
@@ -72,75 +68,9 @@ def notification(status: str = "firing") -> Notification:
     return Notification.of(alert, status, body, VIRTUAL_EPOCH + timedelta(minutes=2))
 
 
-class Inbox:
-    """An aiosmtpd handler keeping what it receives, refusing when told to."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.rcpt_reply: str | None = None
-        self.data_reply = "250 OK"
-
-    async def handle_RCPT(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if self.rcpt_reply is not None:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        if self.data_reply.startswith("250"):
-            self.envelopes.append(envelope)
-        return self.data_reply
-
-    def message(self, index: int = 0) -> EmailMessage:
-        raw = self.envelopes[index].original_content or b""
-        parsed = message_from_bytes(raw, policy=default_policy)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-
-
-def accept_only(username: str, password: str) -> Any:
-    def authenticate(
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        mechanism: str,
-        auth_data: Any,
-    ) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode(),
-            auth_data.password.decode(),
-        ) == (username, password)
-        # handled=False: aiosmtpd then answers a refusal with 535 itself.
-        return AuthResult(success=ok, handled=False)
-
-    return authenticate
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler = Inbox()
-    port = free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=accept_only("pager", "s3cret-pass"),
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    yield from smtp_server("pager", "s3cret-pass")
 
 
 def email_config(port: int, **overrides: Any) -> EmailChannel:

@@ -13,16 +13,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from typer.testing import CliRunner, Result
@@ -37,7 +32,7 @@ from callagent.services.faults import Fault, FaultMode, FaultPlan
 from callagent.services.simulated import simulated_services
 from callagent.settings import parse_settings
 from callagent.simulation import synthetic_contacts
-from tests.conftest import free_port
+from tests.smtp_peer import Inbox, smtp_server
 
 TOKEN = "7000000042:AAH-campaign-token-never-logged_z3"
 SECRET_KEY = b"campaign-webhook-key-never-logged"
@@ -97,72 +92,16 @@ def httpserver(httpserver: HTTPServer) -> Iterator[HTTPServer]:
     httpserver.check_assertions()
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    def messages(self) -> list[EmailMessage]:
-        messages = []
-        for envelope in self.envelopes:
-            raw = envelope.original_content or b""
-            message = message_from_bytes(raw, policy=default_policy)
-            assert isinstance(message, EmailMessage)
-            messages.append(message)
-        return messages
-
-
-def _login_as(username: str, password: str) -> Any:
-    def authenticate(
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        mechanism: str,
-        auth_data: Any,
-    ) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode(),
-            auth_data.password.decode(),
-        ) == (username, password)
-        return AuthResult(success=ok, handled=False)
-
-    return authenticate
-
-
-def _smtp_server(password: str) -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=_login_as(SMTP_USER, password),
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     """A real SMTP server on loopback that accepts our login."""
-    yield from _smtp_server(SMTP_PASSWORD)
+    yield from smtp_server(SMTP_USER, SMTP_PASSWORD)
 
 
 @pytest.fixture
 def smtp_refusing_login() -> Iterator[tuple[Inbox, int]]:
     """A real SMTP server on loopback that refuses our password."""
-    yield from _smtp_server("some-other-password")
+    yield from smtp_server(SMTP_USER, "some-other-password")
 
 
 # Settings and what a run leaves behind -----------------------------------------------
